@@ -1,0 +1,1 @@
+"""Representation code shared by models: MIDI I/O, converters (melody, drums, GrooVAE, REMI, ...), rendering."""

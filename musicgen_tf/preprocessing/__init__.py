@@ -1,0 +1,1 @@
+"""Raw corpus -> NoteSequence / waveform (readers) -> representation (converters) -> TFRecords (Beam pipeline)."""

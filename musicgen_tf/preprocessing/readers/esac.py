@@ -1,0 +1,98 @@
+"""ESAC / Essen folk songs: `**kern` files (one song each, e.g. `deutschl/<collection>/*.krn`) and ABC tunebooks
+(many tunes per file, `X:` numbered, as in music21's bundled `essenFolksong/`).
+
+`music21-essen` is the same reader pointed at the Essen tunebooks shipped inside music21, so the demo needs no
+download.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from music21 import converter
+
+from musicgen_tf.errors import LayoutError, SkipInput
+from musicgen_tf.music.music21_io import score_to_note_sequence
+from musicgen_tf.preprocessing.readers.base import Reader, Source, find_files, hash_split, require_dir
+
+KERN_SUFFIXES = (".krn",)
+ABC_SUFFIXES = (".abc",)
+_TUNE_START = re.compile(r"^X:\s*(\S+)", re.MULTILINE)
+
+
+def read_text(path: str) -> str:
+    """Essen files predate UTF-8; try it first, then Latin-1 (which never fails)."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def split_tunebook(text: str) -> dict[str, str]:
+    """ABC tunebook -> {tune number: tune text with the file header prepended}; duplicate numbers get `.2`, `.3`."""
+    starts = list(_TUNE_START.finditer(text))
+    header = text[:starts[0].start()] if starts else ""
+    tunes: dict[str, str] = {}
+    for index, match in enumerate(starts):
+        end = starts[index + 1].start() if index + 1 < len(starts) else len(text)
+        number, suffix = match.group(1), 2
+        name = number
+        while name in tunes:
+            name, suffix = f"{number}.{suffix}", suffix + 1
+        tunes[name] = header + text[match.start():end]
+    return tunes
+
+
+class EsacReader(Reader):
+    name = "esac"
+    default_representation = "melody"
+    expected_layout = ("a folder of Essen/ESAC folk songs: **kern files (*.krn, e.g. deutschl/<collection>/*.krn) "
+                       "and/or ABC tunebooks (*.abc with X: numbered tunes)")
+
+    def list_sources(self, input_dir):
+        root = require_dir(input_dir, self.expected_layout)
+        sources = []
+        for path in find_files(root, KERN_SUFFIXES + ABC_SUFFIXES):
+            relative = path.relative_to(root).as_posix()
+            if path.suffix.lower() in KERN_SUFFIXES:
+                sources.append(Source(path=str(path), key=relative, split=hash_split(relative)))
+                continue
+            for tune in split_tunebook(read_text(str(path))):
+                key = f"{relative}#{tune}"
+                sources.append(Source(path=str(path), key=key, split=hash_split(key), tune=tune))
+        if not sources:
+            raise LayoutError(f"no .krn or .abc songs under {root}; expected {self.expected_layout}")
+        return sources
+
+    def load(self, source):
+        try:
+            if source.tune is None:
+                score = converter.parse(source.path, format="humdrum", forceSource=True)
+            else:
+                text = split_tunebook(read_text(source.path))[source.tune]
+                score = converter.parse(text, format="abc", forceSource=True)
+        except Exception as error:  # music21 raises many exception types for malformed input
+            raise SkipInput(source.key, "music21 could not parse the song",
+                            f"{type(error).__name__}: {str(error)[:160]}") from None
+        if hasattr(score, "scores"):  # an Opus: take its first score
+            score = score.scores[0] if len(score.scores) else score
+        ns = score_to_note_sequence(score)
+        ns.filename = ns.id = source.key
+        if not ns.notes:
+            raise SkipInput(source.key, "no notes")
+        return ns
+
+
+class Music21EssenReader(EsacReader):
+    name = "music21-essen"
+    expected_layout = "nothing: the Essen folksong tunebooks shipped inside the music21 package"
+
+    def list_sources(self, input_dir=None):
+        from music21 import corpus
+
+        paths = corpus.getComposer("essenFolksong")
+        if not paths:
+            raise LayoutError("music21's corpus has no essenFolksong folder; reinstall music21 (it ships the corpus)")
+        return super().list_sources(Path(paths[0]).parent if input_dir is None else input_dir)

@@ -1,0 +1,1 @@
+"""Versioned Example schema, manifest, and the tf.data input pipeline."""

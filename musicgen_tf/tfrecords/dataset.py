@@ -1,0 +1,87 @@
+"""`make_dataset`: TFRecords written by `musicgen preprocess` -> batched tf.data pipeline of feature dicts."""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from musicgen_tf.tfrecords.manifest import check_representation, feature_spec_from_json, read_manifest
+from musicgen_tf.tfrecords.schema import LABEL_PREFIX, parse_examples
+from musicgen_tf.music.converter import Feature
+
+
+class EmptyDatasetError(ValueError):
+    """A split has no examples; the message says which filters dropped the inputs."""
+
+
+def _empty_split_message(data_dir: str, split: str, manifest: dict) -> str:
+    files = manifest["files"]
+    reasons = ", ".join(f"{count}x {reason}" for reason, count in manifest.get("skip_reasons", {}).items())
+    return (f"0 examples in split {split!r} of {data_dir}: {files['read']} files read, {files['converted']} "
+            f"converted, {files['skipped']} skipped" + (f" ({reasons})" if reasons else "")
+            + f"; representation {manifest['representation']['name']!r}. See manifest.json 'skipped' for each file.")
+
+
+def label_lookup(manifest: dict, name: str) -> tf.lookup.StaticHashTable:
+    """String label -> index in the manifest's sorted vocabulary (unknown -> -1)."""
+    vocabulary = manifest["labels"][name]["vocabulary"]
+    return tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(vocabulary), tf.range(len(vocabulary), dtype=tf.int64)),
+        default_value=-1)
+
+
+def make_dataset(data_dir: str, split: str = "train", batch_size: int = 32, representation: str | None = None,
+                 params: dict | None = None, shuffle: bool | None = None, shuffle_buffer: int = 10_000,
+                 repeat: bool = False, drop_remainder: bool = False, labels: tuple[str, ...] = (),
+                 bucket_boundaries: list[int] | None = None, seed: int | None = None,
+                 cache: bool = False) -> tf.data.Dataset:
+    """Parse, (shuffle), batch and prefetch one split.
+
+    Yields dicts of tensors named as the converter's `feature_spec` (variable-length features are zero-padded per
+    batch, or bucketed by length when `bucket_boundaries` is given), plus `<label>_id` int64 [batch] for each
+    requested string label and `label/<name>` for numeric ones.  Refuses data of another representation/params.
+    """
+    data_dir = os.path.expanduser(data_dir)
+    manifest = read_manifest(data_dir)
+    check_representation(manifest, data_dir, representation, params)
+    if manifest["splits"].get(split, {}).get("examples", 0) == 0:
+        raise EmptyDatasetError(_empty_split_message(data_dir, split, manifest))
+    spec = feature_spec_from_json(manifest["features"])
+    unknown = [name for name in labels if name not in manifest["labels"]]
+    if unknown:
+        raise ValueError(f"labels {unknown} are not in {data_dir} (it has {sorted(manifest['labels'])})")
+    label_spec = {name: Feature(manifest["labels"][name]["dtype"], ()) for name in labels}
+    lookups = {name: label_lookup(manifest, name) for name in labels if label_spec[name].dtype == "bytes"}
+    files = [os.path.join(data_dir, shard) for shard in manifest["splits"][split]["shards"]]
+    shuffle = split == "train" if shuffle is None else shuffle
+
+    files_ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        files_ds = files_ds.shuffle(len(files), seed=seed)
+    ds = files_ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 4),
+                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle or seed is not None)
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+
+    def parse(serialized):
+        example = parse_examples(serialized, spec, label_spec)
+        for name, table in lookups.items():
+            example[f"{name}_id"] = table.lookup(example.pop(LABEL_PREFIX + name))
+        return example
+
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    variable = [name for name, f in spec.items() if f.shape and f.shape[0] is None]
+    if variable and bucket_boundaries:
+        ds = ds.bucket_by_sequence_length(
+            lambda example: tf.shape(example[variable[0]])[0], bucket_boundaries,
+            [batch_size] * (len(bucket_boundaries) + 1), drop_remainder=drop_remainder)
+    elif variable:
+        ds = ds.padded_batch(batch_size, drop_remainder=drop_remainder)
+    else:
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return ds.prefetch(tf.data.AUTOTUNE)
