@@ -52,8 +52,14 @@ def add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _pipeline_args(args, extra: list[str]) -> list[str]:
     if args.workers > 1 and not any(a.startswith("--runner") for a in extra):
-        extra = extra + [f"--direct_num_workers={args.workers}", "--direct_running_mode=multi_processing"]
+        extra = extra + local_workers_args(args.workers)
     return extra
+
+
+def local_workers_args(workers: int) -> list[str]:
+    """Beam flags for N local worker processes, with their INFO chatter turned down."""
+    return [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing",
+            "--default_sdk_harness_log_level=WARNING"]
 
 
 def run_preprocess_command(args, extra: list[str]) -> dict:

@@ -1,0 +1,141 @@
+"""Preprocessing throughput on the same real MIDI files, side by side in one run.
+
+Compares notes/s and files/s of: seed-style music21 parsing, Magenta-style `note_seq.midi_file_to_note_sequence`,
+symusic alone (the decoding limit), our decoder (symusic -> NoteSequence), and our pipeline end to end
+(decode -> representation -> serialized tf.train.Example) in one process; then the Beam pipeline with 1 and N
+DirectRunner worker processes on a larger copy of the corpus.
+
+Real MIDI: `--midi-dir DIR` (e.g. Pop1K7 or Lakh), else music21's bundled scores rendered to MIDI once
+(Bach chorales and others, cached in bench/.cache) plus the real .mid files music21 ships.
+
+    python bench/preprocess.py [--midi-dir DIR] [--representation remi] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+warnings.filterwarnings("ignore")
+
+import note_seq  # noqa: E402
+import symusic  # noqa: E402
+
+from musicgen_tf.cli import local_workers_args  # noqa: E402
+from musicgen_tf.music.midi_io import midi_file_to_note_sequence  # noqa: E402
+from musicgen_tf.music.representations import get_converter  # noqa: E402
+from musicgen_tf.preprocessing.pipeline import convert_source, run_preprocess  # noqa: E402
+from musicgen_tf.preprocessing.readers import get_reader  # noqa: E402
+from musicgen_tf.preprocessing.readers.base import Source  # noqa: E402
+
+CACHE = Path(__file__).parent / ".cache" / "music21_midi"
+
+
+def music21_corpus_midis(count: int) -> list[Path]:
+    """Render `count` music21 corpus works (chorales first) to MIDI once; add the real .mid files music21 ships."""
+    import music21
+    from music21 import corpus
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    existing = sorted(CACHE.glob("*.mid"))
+    if len(existing) < count:
+        works = corpus.getComposer("bach")[:count]
+        for index, path in enumerate(works):
+            target = CACHE / f"{index:04d}_{Path(path).stem}.mid"
+            if not target.exists():
+                try:
+                    corpus.parse(path).write("midi", fp=str(target))
+                except Exception as error:  # a few corpus files do not export; the bench just uses the rest
+                    print(f"  (skipped {path}: {error})", file=sys.stderr)
+        existing = sorted(CACHE.glob("*.mid"))
+    shipped = sorted(Path(music21.__file__).parent.rglob("*.mid"))
+    return existing[:count] + [p for p in shipped if "testPrimitive" not in str(p)]
+
+
+def measure(name, files, decode, budget_seconds=None):
+    """Run `decode(path) -> notes` over files (stop early after budget); print and return (notes/s, files/s)."""
+    notes = done = 0
+    start = time.perf_counter()
+    for path in files:
+        try:
+            notes += decode(path)
+        except Exception:  # every contender sees the same files; failures just count no notes
+            pass
+        done += 1
+        if budget_seconds and time.perf_counter() - start > budget_seconds:
+            break
+    seconds = time.perf_counter() - start
+    print(f"{name:<44} {notes / seconds:>12,.0f} notes/s {done / seconds:>9,.1f} files/s  ({done} files)")
+    return notes / seconds, done / seconds
+
+
+def music21_notes(path):
+    from music21 import converter
+    return len(converter.parse(str(path), format="midi").flatten().notes)
+
+
+def beam_rate(corpus_dir: Path, representation: str, workers: int, notes_total: int) -> float:
+    out = Path(tempfile.mkdtemp(prefix="bench_beam_"))
+    args = local_workers_args(workers)  # 1 worker too, so both runs pay the same process start-up
+    start = time.perf_counter()
+    run_preprocess(get_reader("midi-dir"), get_converter(representation), str(out), input_dir=str(corpus_dir),
+                   num_shards=workers, pipeline_args=args)
+    seconds = time.perf_counter() - start
+    shutil.rmtree(out, ignore_errors=True)
+    rate = notes_total / seconds
+    print(f"{f'Beam DirectRunner, {workers} worker(s)':<44} {rate:>12,.0f} notes/s   ({seconds:.1f}s wall)")
+    return rate
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--midi-dir", help="folder of real MIDI files (default: music21's corpus rendered)")
+    parser.add_argument("--files", type=int, default=120, help="corpus works to render when no --midi-dir")
+    parser.add_argument("--representation", default="remi")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--beam-copies", type=int, default=8, help="corpus copies for the Beam scaling run")
+    args = parser.parse_args()
+
+    files = (sorted(p for p in Path(args.midi_dir).rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+             if args.midi_dir else music21_corpus_midis(args.files))
+    total_notes = sum(symusic.Score(str(p)).note_num() for p in files)
+    print(f"corpus: {len(files)} real MIDI files, {total_notes:,} notes; representation {args.representation}\n")
+
+    reader = get_reader("midi-dir")
+    converter = get_converter(args.representation)
+
+    def end_to_end(path):
+        return convert_source(Source(path=str(path), key=Path(path).name), reader, converter).notes
+
+    measure("music21 (seed style), 20 s budget", files, music21_notes, budget_seconds=20)
+    note_seq_rate, _ = measure("note_seq.midi_file_to_note_sequence (Magenta)", files,
+                               lambda p: len(note_seq.midi_file_to_note_sequence(str(p)).notes))
+    measure("symusic parse only (decoding limit)", files, lambda p: symusic.Score(str(p)).note_num())
+    measure("musicgen_tf decoder (symusic -> NoteSequence)", files,
+            lambda p: len(midi_file_to_note_sequence(p).notes))
+    pipeline_rate, _ = measure(f"musicgen_tf end to end -> {args.representation} Example", files, end_to_end)
+
+    with tempfile.TemporaryDirectory(prefix="bench_corpus_") as corpus:
+        for copy in range(args.beam_copies):
+            for path in files:
+                target = Path(corpus) / f"copy{copy}" / path.name
+                target.parent.mkdir(exist_ok=True)
+                shutil.copyfile(path, target)
+        beam_total = total_notes * args.beam_copies
+        one = beam_rate(Path(corpus), args.representation, 1, beam_total)
+        many = beam_rate(Path(corpus), args.representation, args.workers, beam_total)
+
+    print()
+    print(f"RESULT pipeline_vs_note_seq_parse {pipeline_rate / note_seq_rate:.1f}x (target >= 5x)")
+    print(f"RESULT beam_{args.workers}_workers_vs_1 {many / one:.2f}x (target ~{args.workers}x)")
+
+
+if __name__ == "__main__":
+    main()

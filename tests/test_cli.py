@@ -1,0 +1,44 @@
+"""The `musicgen` command: clear errors and the end-of-run summary."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from musicgen_tf.cli import main
+from tests import fixtures
+
+
+def test_wrong_input_fails_at_once_naming_the_expected_layout(tmp_path, capsys):
+    code = main(["preprocess", "--dataset", "groove", "--input", str(tmp_path), "--output", str(tmp_path / "o")])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "info.csv" in error and "drummer1/session1" in error
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_representation_and_bad_param_are_reported(tmp_path, capsys):
+    assert main(["preprocess", "--dataset", "midi-dir", "--input", str(tmp_path), "--output", str(tmp_path),
+                 "--representation", "piano"]) == 2
+    assert "unknown representation 'piano'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["preprocess", "--dataset", "midi-dir", "--output", str(tmp_path), "--param", "novalue"])
+
+
+@pytest.mark.slow
+def test_console_script_groove_end_to_end(tmp_path):
+    root = fixtures.make_groove(tmp_path / "groove")
+    out = tmp_path / "records"
+    result = subprocess.run([sys.executable, "-m", "musicgen_tf.cli", "preprocess", "--dataset", "groove",
+                             "--input", str(root), "--output", str(out), "--num-shards", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "groove -> groovae TFRecords" in result.stdout
+    assert "1  not a readable MIDI file" in result.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["files"]["converted"] == 4
+    assert {s: manifest["splits"][s]["files"] for s in manifest["splits"]} == {"train": 2, "validation": 1,
+                                                                               "test": 1}
+    assert manifest["labels"]["primary_style"]["vocabulary"] == ["funk", "jazz", "latin", "rock"]
+    assert manifest["features"].keys() == {"hits", "velocities", "offsets"}
