@@ -22,8 +22,9 @@ from note_seq import drums_encoder_decoder, sequences_lib
 
 from musicgen_tf.errors import SkipInput
 from musicgen_tf.music.converter import Converter, Feature
-from musicgen_tf.music.melody import (OUTPUT_VELOCITY, ConverterTensors, maybe_sample_items, np_onehot,
-                                      quantize_or_reason, sequence_path, skip_reason, split_process_and_combine)
+from musicgen_tf.music.magenta_common import (ConverterTensors, maybe_sample_items, np_onehot, quantize_or_reason,
+                                              sequence_path, skip_reason, split_process_and_combine)
+from musicgen_tf.music.melody import OUTPUT_VELOCITY
 
 # 9 classes: kick, snare, closed hi-hat, open hi-hat, low tom, mid tom, high tom, crash, ride.
 REDUCED_DRUM_PITCH_CLASSES = [list(c) for c in drums_encoder_decoder.DEFAULT_DRUM_TYPE_PITCHES]

@@ -22,7 +22,7 @@ from note_seq import sequences_lib
 from musicgen_tf.errors import SkipInput
 from musicgen_tf.music.converter import Converter, Feature
 from musicgen_tf.music.drums import DRUM_MAPS, load_drum_map
-from musicgen_tf.music.melody import ConverterTensors, sequence_path
+from musicgen_tf.music.magenta_common import ConverterTensors, sequence_path
 
 TAPIFY_CHANNEL = 3  # tapify squashes every step onto this class (open hi-hat in the 9-class maps)
 OUTPUT_QPM = 120.0

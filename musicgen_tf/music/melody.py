@@ -3,8 +3,7 @@
 Port of `magenta/models/music_vae/data.py` (`LegacyEventListOneHotConverter` + `OneHotMelodyConverter`) and of
 `magenta/pipelines/melody_pipelines.py:extract_melodies`, on top of the same note_seq primitives Magenta calls
 (`Melody`, `MelodyOneHotEncoding`, `quantize_note_sequence`, `split_note_sequence_on_time_changes`).  Chord and key
-conditioning are not ported.  This module also holds the small Magenta helpers shared by `drums.py` and `groovae.py`
-(`ConverterTensors`, `np_onehot`, `maybe_sample_items`, `split_process_and_combine`).
+conditioning are not ported.  Helpers shared with `drums.py` and `groovae.py` live in `magenta_common.py`.
 
 Melody events: -2 = NO_EVENT (hold), -1 = NOTE_OFF, 0..127 = note-on pitch.  Token (one-hot class) of an event, from
 `MelodyOneHotEncoding(min_pitch, max_pitch + 1)`: 0 = NO_EVENT, 1 = NOTE_OFF, `pitch - min_pitch + 2` = note-on; so
@@ -23,12 +22,13 @@ from note_seq import sequences_lib
 
 from musicgen_tf.errors import SkipInput
 from musicgen_tf.music.converter import Converter, Feature
+from musicgen_tf.music.magenta_common import (ConverterTensors, maybe_sample_items, np_onehot, quantize_or_reason,
+                                              sequence_path, skip_reason, split_process_and_combine)
 
 PIANO_MIN_MIDI_PITCH = 21
 PIANO_MAX_MIDI_PITCH = 108
 MEL_PROGRAMS = list(range(0, 32))  # piano, chromatic percussion, organ, guitar (Magenta's MEL_PROGRAMS)
 OUTPUT_VELOCITY = 80  # velocity Magenta writes when decoding
-QUANTIZE_ERRORS = (note_seq.BadTimeSignatureError, note_seq.NonIntegerStepsPerBarError, note_seq.NegativeTimeError)
 
 # Data-converter arguments of the MusicVAE configs (magenta/models/music_vae/configs.py).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -41,67 +41,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Magenta helpers shared by the three MusicVAE converters.
-
-class ConverterTensors(collections.namedtuple("ConverterTensors", ["inputs", "outputs", "controls", "lengths"])):
-    """Magenta's tuple: lists (one entry per window) of inputs [T, input_depth], outputs [T, output_depth],
-    controls [T, control_depth] (zero-width when unused) and lengths T."""
-
-    def __new__(cls, inputs=None, outputs=None, controls=None, lengths=None):
-        inputs = [] if inputs is None else inputs
-        outputs = [] if outputs is None else outputs
-        if lengths is None:
-            lengths = [len(i) for i in inputs]
-        if not controls:
-            controls = [np.zeros([n, 0]) for n in lengths]
-        return super().__new__(cls, inputs, outputs, controls, lengths)
-
-
-def np_onehot(indices, depth, dtype=bool) -> np.ndarray:
-    """1-D indices -> one-hot [len(indices), depth] (Magenta's `np_onehot`)."""
-    onehot = np.zeros((len(indices), depth), dtype=dtype)
-    onehot[np.arange(len(indices)), indices] = 1
-    return onehot
-
-
-def maybe_sample_items(seq, sample_size):
-    """Magenta's `maybe_sample_items` outside training: the first `sample_size` items."""
-    if not sample_size or len(seq) <= sample_size:
-        return seq
-    return seq[:sample_size]
-
-
-def split_process_and_combine(note_sequence, split, sample_size, process_fn):
-    """Magenta's `split_process_and_combine` for lists of per-window items (deterministic, i.e. not training)."""
-    sequences = sequences_lib.split_note_sequence_on_time_changes(note_sequence) if split else [note_sequence]
-    results = []
-    for ns in sequences:
-        results.extend(maybe_sample_items(list(process_fn(ns)), sample_size))
-    return maybe_sample_items(results, sample_size)
-
-
-def quantize_or_reason(note_sequence, steps_per_quarter, steps_per_bar):
-    """Quantize like Magenta; returns (quantized, None) or (None, reason) for the filters that return no tensors."""
-    try:
-        quantized = note_seq.quantize_note_sequence(note_sequence, steps_per_quarter)
-    except QUANTIZE_ERRORS as e:
-        return None, f"cannot quantize ({type(e).__name__}: {e})"
-    if sequences_lib.steps_per_bar_in_quantized_sequence(quantized) != steps_per_bar:
-        return None, f"time signature does not have {steps_per_bar} steps per bar"
-    return quantized, None
-
-
-def sequence_path(ns) -> str:
-    return ns.filename or ns.id or "<sequence>"
-
-
-def skip_reason(reasons: list[str], default: str) -> str:
-    """The most frequent reason a (split) sequence produced nothing."""
-    return collections.Counter(reasons).most_common(1)[0][0] if reasons else default
-
-
-# ---------------------------------------------------------------------------------------------------------------
 
 def extract_melodies(quantized_sequence, min_bars=7, max_steps_truncate=None, gap_bars=1.0, min_unique_pitches=5,
                      ignore_polyphonic_notes=True, pad_end=False, filter_drums=True):

@@ -19,7 +19,7 @@ having to count time shifts.  Conventions (kept from the paper's code, `YatingMu
 - Tempo: class slow/mid/fast for [30, 90), [90, 150), [150, 210) qpm and value = qpm - class start (0..59);
   emitted at the start and whenever the rounded tempo changes.
 - Chords: `Chord_<root>:<quality>` or `Chord_N:N`; from analysed markers when the sequence has them (Pop1K7's
-  `midi_analyzed` files), else inferred with note_seq's HMM chord inference; no chord tokens when that fails.
+  `midi_analyzed` files), else recognised with the paper's own rule-based recogniser (`chords.py`).
 - Ids: PAD=0, EOS=1 (end of piece), then the vocabulary in a fixed order built from the parameters alone.
 
 Times come from seconds through the tempo map (quarters), so unquantized MIDI is snapped to the grid here.
@@ -32,10 +32,10 @@ import re
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from note_seq import chord_inference
 from note_seq.protobuf import music_pb2
 
 from musicgen_tf.errors import SkipInput
+from musicgen_tf.music.chords import recognize_chords
 from musicgen_tf.music.converter import Converter, Feature
 
 # ---------------------------------------------------------------------------------------------- shared constants
@@ -52,8 +52,6 @@ CHORD_QUALITIES = ("maj", "min", "dim", "aug", "dom7", "maj7", "min7", "hdim7", 
 NO_CHORD = "N:N"
 DEFAULT_TIME_SIGNATURES = ("4/4", "3/4", "2/4", "5/4", "6/4", "7/4", "2/2", "3/2",
                            "3/8", "5/8", "6/8", "7/8", "9/8", "12/8")
-# note_seq's chords per bar for chord inference (other meters: one chord per bar).
-CHORDS_PER_BAR = {(2, 2): 1, (2, 4): 1, (3, 4): 1, (4, 4): 2, (6, 8): 2}
 
 # Chord labels: quality spellings of chorder (Pop1K7 markers `C_M`, `A_m7`, `B_/o7`), Harte (`C:maj`), the paper's
 # recogniser (`dom`) and note_seq / lead sheets (`Am`, `G7`, `Cm7b5`, `N.C.`).
@@ -108,8 +106,9 @@ def tempo_tokens(qpm: float) -> tuple[str, str]:
     return f"Tempo-Class_{name}", f"Tempo-Value_{qpm - TEMPO_CLASSES[name]}"
 
 
-def velocity_bin(velocity: int) -> int:
-    return int(np.clip(np.searchsorted(VELOCITY_BINS, velocity, side="right") - 1, 0, len(VELOCITY_BINS) - 2))
+def velocity_bin(velocity):
+    """MIDI velocity (int or int array) -> bin index 0..31."""
+    return np.clip(np.searchsorted(VELOCITY_BINS, velocity, side="right") - 1, 0, len(VELOCITY_BINS) - 2)
 
 
 def seconds_to_quarters_fn(ns: music_pb2.NoteSequence):
@@ -117,14 +116,14 @@ def seconds_to_quarters_fn(ns: music_pb2.NoteSequence):
     tempos = sorted((t.time, t.qpm) for t in ns.tempos if t.qpm > 0)
     if not tempos or tempos[0][0] > 0:
         tempos.insert(0, (0.0, DEFAULT_QPM))
-    times = [t for t, _ in tempos]
-    starts = [0.0]
-    for (t0, q0), (t1, _) in zip(tempos, tempos[1:]):
-        starts.append(starts[-1] + (t1 - t0) * q0 / 60.0)
+    times = np.array([t for t, _ in tempos])
+    qpms = np.array([q for _, q in tempos])
+    starts = np.concatenate([[0.0], np.cumsum(np.diff(times) * qpms[:-1] / 60.0)])
 
-    def to_quarters(seconds: float) -> float:
-        i = max(bisect.bisect_right(times, seconds) - 1, 0)
-        return starts[i] + (seconds - times[i]) * tempos[i][1] / 60.0
+    def to_quarters(seconds):
+        """seconds (float or float array) -> quarters."""
+        i = np.maximum(np.searchsorted(times, seconds, side="right") - 1, 0)
+        return starts[i] + (seconds - times[i]) * qpms[i] / 60.0
 
     return to_quarters
 
@@ -281,21 +280,23 @@ class RemiConverter(Converter):
         def step(seconds: float) -> int:
             return int(round(to_quarters(seconds) * ppq))
 
-        notes = []
-        for note in ns.notes:
-            if (note.is_drum and not self.include_drums) or not self.min_pitch <= note.pitch <= self.max_pitch:
-                continue
-            start = step(note.start_time)
-            duration = int(np.clip(step(note.end_time) - start, 1, self.max_duration))
-            notes.append((start, note.pitch, duration, velocity_bin(note.velocity)))
-        if not notes:
+        table = np.array([(n.start_time, n.end_time, n.pitch, n.velocity, n.is_drum) for n in ns.notes],
+                         dtype=np.float64).reshape(-1, 5)
+        starts, ends = (np.rint(to_quarters(table[:, column]) * ppq).astype(np.int64) for column in (0, 1))
+        pitches, drums = table[:, 2].astype(np.int64), table[:, 4] > 0
+        keep = (~drums | self.include_drums) & (pitches >= self.min_pitch) & (pitches <= self.max_pitch)
+        if not keep.any():
             raise SkipInput(path, "no pitched notes")
-        notes.sort()
+        durations = np.clip(ends - starts, 1, self.max_duration)
+        notes = sorted(zip(starts[keep].tolist(), pitches[keep].tolist(), durations[keep].tolist(),
+                           velocity_bin(table[keep, 3]).tolist()))
         last_step = notes[-1][0]
         bars = self._bars(ns, step, last_step, path)
 
+        pitched = ~drums
+        grid_notes = np.stack([starts[pitched], np.maximum(ends[pitched], starts[pitched] + 1), pitches[pitched]], 1)
         items: dict[int, list[str]] = {}  # step -> tokens placed at that step (chord, tempo, notes)
-        for chord_step, label in self._chords(ns, step, bars).items():
+        for chord_step, label in self._chords(ns, step, grid_notes).items():
             if chord_step <= last_step:
                 items.setdefault(chord_step, []).append(f"Chord_{label}")
         previous = None
@@ -355,7 +356,7 @@ class RemiConverter(Converter):
             by_step[0] = DEFAULT_QPM
         return sorted(by_step.items())
 
-    def _chords(self, ns, step, bars) -> dict[int, str]:
+    def _chords(self, ns, step, grid_notes: np.ndarray) -> dict[int, str]:
         """{step: canonical chord label}: annotated chords if any, else inferred (empty when inference fails)."""
         if self.chords == "none":
             return {}
@@ -368,35 +369,8 @@ class RemiConverter(Converter):
                 found[max(step(ta.time), 0)] = label
         if found or self.chords == "markers":
             return found
-        return self._infer_chords(ns, step, bars)
-
-    def _infer_chords(self, ns, step, bars) -> dict[int, str]:
-        """note_seq chord inference on a grid copy where 1 quarter = 1 second and chord frames are BEAT marks.
-
-        note_seq's quantized path assumes one tempo and one meter; giving it the frame boundaries as beat
-        annotations on a tempo-free copy lets meters change (note_seq's chords per bar, else one per bar).
-        """
-        ppq = self.positions_per_quarter
-        flat = music_pb2.NoteSequence()
-        for note in ns.notes:
-            if not note.is_drum:
-                start = step(note.start_time)
-                end = max(step(note.end_time), start + 1)
-                flat.notes.add(pitch=note.pitch, velocity=note.velocity, start_time=start / ppq, end_time=end / ppq)
-                flat.total_time = max(flat.total_time, end / ppq)
-        for bar_start, length, ts in bars:
-            per_bar = CHORDS_PER_BAR.get(tuple(int(x) for x in ts.split("/")), 1)
-            per_bar = per_bar if length % per_bar == 0 else 1
-            for k in range(per_bar):
-                flat.text_annotations.add(time=(bar_start + k * length // per_bar) / ppq,
-                                          annotation_type=music_pb2.NoteSequence.TextAnnotation.BEAT)
-        try:
-            chord_inference.infer_chords_for_sequence(flat)
-        except Exception:  # best effort: empty/too long sequences etc. -> no chord tokens
-            return {}
-        return {int(round(ta.time * ppq)): parse_chord_label(ta.text, strict=False)
-                for ta in flat.text_annotations
-                if ta.annotation_type == music_pb2.NoteSequence.TextAnnotation.CHORD_SYMBOL}
+        # No analysed chords: the REMI paper's rule-based recogniser on the (start, end, pitch) grid of pitched notes.
+        return dict(recognize_chords(grid_notes, self.positions_per_quarter))
 
     # -- token strings -> NoteSequence
     def decode(self, tokens: Sequence[str]) -> music_pb2.NoteSequence:

@@ -11,7 +11,7 @@ from musicgen_tf.errors import SkipInput
 from musicgen_tf.music.converter import Feature
 from musicgen_tf.music.drums import (FULL_DRUM_PITCH_CLASSES, REDUCED_DRUM_PITCH_CLASSES, DrumsConverter,
                                      load_drum_map)
-from musicgen_tf.music.melody import np_onehot
+from musicgen_tf.music.magenta_common import np_onehot
 from musicgen_tf.music.representations import get_converter
 from tests.music.test_melody import assert_array_sets_equal
 

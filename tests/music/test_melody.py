@@ -9,7 +9,8 @@ from note_seq import testing_lib
 
 from musicgen_tf.errors import SkipInput
 from musicgen_tf.music.converter import Feature
-from musicgen_tf.music.melody import MEL_PROGRAMS, MelodyConverter, np_onehot
+from musicgen_tf.music.magenta_common import np_onehot
+from musicgen_tf.music.melody import MEL_PROGRAMS, MelodyConverter
 from musicgen_tf.music.representations import get_converter
 
 NO_EVENT, NOTE_OFF = note_seq.MELODY_NO_EVENT, note_seq.MELODY_NOTE_OFF
