@@ -50,13 +50,10 @@ _ROLL = (np.arange(12)[:, None] + np.arange(12)[None, :]) % 12  # [root, interva
 
 def _best_chords(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """active: bool [windows, 128] -> (root [w] (-1 = no notes), quality [w], score [w]) per window."""
-    chroma = np.zeros((active.shape[0], 12), dtype=bool)
-    lowest = np.full((active.shape[0], 12), 128, dtype=np.int64)  # lowest sounding pitch of each pitch class
-    for pitch_class in range(12):
-        pitches = np.arange(pitch_class, 128, 12)
-        sounding = active[:, pitches]
-        chroma[:, pitch_class] = sounding.any(axis=1)
-        lowest[:, pitch_class] = np.where(sounding.any(axis=1), pitches[np.argmax(sounding, axis=1)], 128)
+    octaves = np.pad(active, ((0, 0), (0, 132 - 128))).reshape(-1, 11, 12)  # [w, octave, pitch class]
+    chroma = octaves.any(axis=1)
+    # lowest sounding pitch of each pitch class (128 when silent), to break ties towards the bass
+    lowest = np.where(chroma, np.argmax(octaves, axis=1) * 12 + np.arange(12), 128)
     rolled = chroma[:, _ROLL]  # [w, root, interval]
     has = {i: rolled[..., i] for i in (3, 4, 6, 7, 8, 10)}
     quality = np.where(has[3], np.where(has[6], _DIM, _MIN),
@@ -90,25 +87,24 @@ def recognize_chords(notes: np.ndarray, steps_per_beat: int) -> list[tuple[int, 
     beats = -(-end_step // steps_per_beat)
     first_beat = notes[:, 0] // steps_per_beat
     last_beat = np.maximum(-(-notes[:, 1] // steps_per_beat), first_beat + 1)
-    sounding = np.zeros((beats + 1, 128), dtype=np.int64)  # difference array of notes sounding per beat
-    np.add.at(sounding, (first_beat, notes[:, 2]), 1)
-    np.add.at(sounding, (last_beat, notes[:, 2]), -1)
+    size = (beats + 1) * 128  # difference array of notes sounding per (beat, pitch)
+    sounding = (np.bincount(first_beat * 128 + notes[:, 2], minlength=size)
+                - np.bincount(last_beat * 128 + notes[:, 2], minlength=size)).reshape(beats + 1, 128)
     per_beat = np.cumsum(sounding, axis=0)[:beats] > 0
     cumulative = np.concatenate([np.zeros((1, 128), np.int64), np.cumsum(per_beat, axis=0)])
     starts = np.arange(beats)
-    candidates = {}  # window length -> (end beat, root, quality, score) arrays indexed by start beat
-    for length in WINDOW_BEATS:
-        ends = np.minimum(starts + length, beats)
-        candidates[length] = (ends, *_best_chords((cumulative[ends] - cumulative[starts]) > 0))
-
-    chords = []  # greedy from beat 0: best score, then the longer window (the paper's sort by (score, end))
+    ends = np.stack([np.minimum(starts + length, beats) for length in WINDOW_BEATS])  # [window kind, start beat]
+    flat_ends = ends.reshape(-1)
+    roots, qualities, scores = (array.reshape(len(WINDOW_BEATS), beats) for array in _best_chords(
+        (cumulative[flat_ends] - cumulative[np.tile(starts, len(WINDOW_BEATS))]) > 0))
+    # at each start the best score wins, then the longer window (the paper's sort by (score, end))
+    longer = (scores[0] > scores[1]) | ((scores[0] == scores[1]) & (ends[0] >= ends[1]))
+    pick = np.where(longer, 0, 1)
+    chosen = [array[pick, starts].tolist() for array in (ends, roots, qualities)]
+    chords = []  # greedy walk from beat 0
     start = 0
     while start < beats:
-        options = {}
-        for length in WINDOW_BEATS:
-            end, root, quality, score = (array[start] for array in candidates[length])
-            options.setdefault(int(end), (int(score), int(end), int(root), int(quality)))
-        score, end, root, quality = max(options.values(), key=lambda option: (option[0], option[1]))
+        end, root, quality = (column[start] for column in chosen)
         chords.append([start, end, root, quality])
         start = end
     # chords without a quality are merged into their neighbours (the paper's ":None" removal)

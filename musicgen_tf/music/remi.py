@@ -164,6 +164,11 @@ class RemiVocabulary:
         tokens += [f"Note-Duration_{d}" for d in range(1, max_duration + 1)]
         self.tokens = tokens
         self._ids = {token: i for i, token in enumerate(tokens)}
+        self._type_of_id = np.array([token.split("_")[0] for token in tokens])  # "Note-On", "Chord", ...
+
+    def ids_of_type(self, ids: np.ndarray, token_type: str) -> np.ndarray:
+        """bool mask of `ids` whose token type (the part before `_`) is `token_type`."""
+        return self._type_of_id[np.asarray(ids)] == token_type
 
     @property
     def vocab_size(self) -> int:
@@ -238,17 +243,17 @@ class RemiConverter(Converter):
         return self.vocab.vocab_size
 
     def to_examples(self, ns: music_pb2.NoteSequence) -> list[dict[str, np.ndarray]]:
-        tokens = self.encode(ns)
-        return [{"tokens": np.array([self.vocab.token_to_id(t) for t in tokens], dtype=np.int64)}]
+        return [{"tokens": self.encode_ids(ns)}]
 
     def from_example(self, example: dict[str, np.ndarray]) -> music_pb2.NoteSequence:
         return self.decode(self.tokens_to_strings(example["tokens"]))
 
     def stats(self, example: dict[str, np.ndarray]) -> dict[str, float]:
-        strings = self.tokens_to_strings(example["tokens"])
-        return {"length": float(len(strings)), "bars": float(strings.count(BAR)),
-                "notes": float(sum(s.startswith("Note-On_") for s in strings)),
-                "chords": float(sum(s.startswith("Chord_") for s in strings))}
+        ids = np.asarray(example["tokens"]).reshape(-1)
+        ids = ids[ids != PAD_ID]
+        return {"length": float(len(ids)), "bars": float(np.sum(ids == self.vocab.token_to_id(BAR))),
+                "notes": float(self.vocab.ids_of_type(ids, "Note-On").sum()),
+                "chords": float(self.vocab.ids_of_type(ids, "Chord").sum())}
 
     # -- helpers for generation
     def tokens_to_strings(self, ids: Iterable[int]) -> list[str]:
@@ -257,7 +262,7 @@ class RemiConverter(Converter):
 
     def strings_to_tokens(self, strings: Iterable[str]) -> np.ndarray:
         """Token strings -> int64 ids [length]."""
-        return np.array([self.vocab.token_to_id(s) for s in strings], dtype=np.int64)
+        return np.fromiter(map(self.vocab.token_to_id, strings), dtype=np.int64)
 
     def count_bars(self, ids: Iterable[int]) -> int:
         """Number of `Bar_None` tokens in an id sequence (generation stops after N bars)."""
@@ -270,12 +275,17 @@ class RemiConverter(Converter):
         bar_starts = np.flatnonzero(ids == self.vocab.token_to_id(BAR))
         return ids if len(bar_starts) <= num_bars else ids[:bar_starts[num_bars]]
 
-    # -- NoteSequence -> token strings
+    # -- NoteSequence -> tokens
     def encode(self, ns: music_pb2.NoteSequence) -> list[str]:
         """NoteSequence -> REMI token strings ending with EOS; raises SkipInput when nothing usable is left."""
+        return self.tokens_to_strings(self.encode_ids(ns))
+
+    def encode_ids(self, ns: music_pb2.NoteSequence) -> np.ndarray:
+        """NoteSequence -> REMI ids int64 [length] ending with EOS (array code: this runs once per corpus note)."""
         path = ns.filename or ns.id or "<sequence>"
         to_quarters = seconds_to_quarters_fn(ns)
         ppq = self.positions_per_quarter
+        vocab = self.vocab
 
         def step(seconds: float) -> int:
             return int(round(to_quarters(seconds) * ppq))
@@ -287,48 +297,50 @@ class RemiConverter(Converter):
         keep = (~drums | self.include_drums) & (pitches >= self.min_pitch) & (pitches <= self.max_pitch)
         if not keep.any():
             raise SkipInput(path, "no pitched notes")
-        durations = np.clip(ends - starts, 1, self.max_duration)
-        notes = sorted(zip(starts[keep].tolist(), pitches[keep].tolist(), durations[keep].tolist(),
-                           velocity_bin(table[keep, 3]).tolist()))
-        last_step = notes[-1][0]
+        note_starts, note_pitches = starts[keep], pitches[keep]
+        durations = np.clip(ends[keep] - note_starts, 1, self.max_duration)
+        velocities = velocity_bin(table[keep, 3])
+        order = np.lexsort((velocities, durations, note_pitches, note_starts))  # canonical order at one step
+        note_starts = note_starts[order]
+        triples = np.stack([vocab.token_to_id("Note-Velocity_0") + velocities,
+                            vocab.token_to_id(f"Note-On_{self.min_pitch}") + note_pitches - self.min_pitch,
+                            vocab.token_to_id("Note-Duration_1") + durations - 1], axis=1)[order].tolist()
+        last_step = int(note_starts[-1])
         bars = self._bars(ns, step, last_step, path)
 
         pitched = ~drums
         grid_notes = np.stack([starts[pitched], np.maximum(ends[pitched], starts[pitched] + 1), pitches[pitched]], 1)
-        items: dict[int, list[str]] = {}  # step -> tokens placed at that step (chord, tempo, notes)
+        groups: dict[int, list[list[int]]] = {}  # step -> id groups at that step: chord, tempo pair, note triples
         for chord_step, label in self._chords(ns, step, grid_notes).items():
             if chord_step <= last_step:
-                items.setdefault(chord_step, []).append(f"Chord_{label}")
+                groups.setdefault(chord_step, []).append([vocab.token_to_id(f"Chord_{label}")])
         previous = None
         for tempo_step, qpm in self._tempo_steps(ns, step):
             pair = tempo_tokens(qpm)
             if tempo_step <= last_step and pair != previous:
-                items.setdefault(tempo_step, []).extend(pair)
+                groups.setdefault(tempo_step, []).append([vocab.token_to_id(t) for t in pair])
                 previous = pair
-        for start, pitch, duration, velocity in notes:
-            items.setdefault(start, []).extend(
-                [f"Note-Velocity_{velocity}", f"Note-On_{pitch}", f"Note-Duration_{duration}"])
+        unique_steps, first = np.unique(note_starts, return_index=True)
+        for s, a, b in zip(unique_steps.tolist(), first.tolist(), first[1:].tolist() + [len(triples)]):
+            groups.setdefault(s, []).extend(triples[a:b])
 
-        tokens, meter = [], None
+        ids, meter, occupied, index = [], None, sorted(groups), 0
         for bar_start, length, ts in bars:
-            tokens.append(BAR)
+            ids.append(vocab.token_to_id(BAR))
             if ts != meter:
-                tokens.append(f"TimeSig_{ts}")
+                ids.append(vocab.token_to_id(f"TimeSig_{ts}"))
                 meter = ts
-            for s in range(bar_start, bar_start + length):
-                if s in items:
-                    tokens.extend(self._with_positions(items[s], f"Position_{s - bar_start + 1}/{length}"))
-        return tokens + [EOS]
-
-    def _with_positions(self, items: list[str], position: str) -> list[str]:
-        if not self.repeat_position:
-            return [position] + items
-        out = []
-        for token in items:  # one Position before each chord, tempo pair and note triple
-            if token.startswith(("Chord_", "Tempo-Class_", "Note-Velocity_")):
-                out.append(position)
-            out.append(token)
-        return out
+            first_position = vocab.token_to_id(f"Position_1/{length}")
+            while index < len(occupied) and occupied[index] < bar_start + length:
+                s = occupied[index]
+                position = first_position + s - bar_start
+                for number, group in enumerate(groups[s]):
+                    if self.repeat_position or number == 0:
+                        ids.append(position)
+                    ids.extend(group)
+                index += 1
+        ids.append(EOS_ID)
+        return np.array(ids, dtype=np.int64)
 
     def _bars(self, ns, step, last_step: int, path: str) -> list[tuple[int, int, str]]:
         """[(start step, length in steps, "n/d")] covering 0..last_step; meter changes apply at the next bar line."""
