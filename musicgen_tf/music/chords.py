@@ -50,7 +50,9 @@ _ROLL = (np.arange(12)[:, None] + np.arange(12)[None, :]) % 12  # [root, interva
 
 def _best_chords(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """active: bool [windows, 128] -> (root [w] (-1 = no notes), quality [w], score [w]) per window."""
-    octaves = np.pad(active, ((0, 0), (0, 132 - 128))).reshape(-1, 11, 12)  # [w, octave, pitch class]
+    octaves = np.zeros((active.shape[0], 132), dtype=bool)
+    octaves[:, :128] = active
+    octaves = octaves.reshape(-1, 11, 12)  # [window, octave, pitch class]
     chroma = octaves.any(axis=1)
     # lowest sounding pitch of each pitch class (128 when silent), to break ties towards the bass
     lowest = np.where(chroma, np.argmax(octaves, axis=1) * 12 + np.arange(12), 128)
