@@ -4,15 +4,25 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean
+.PHONY: setup system-deps demo test bench clean
 
 $(STAMP): pyproject.toml
+	-@$(MAKE) --no-print-directory system-deps
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# FluidSynth + a General MIDI soundfont make WAV renderings sound like instruments; without them (no root, no
+# apt) everything still works with note_seq's sine synthesizer, so this step never fails the build.
+system-deps:
+	@if command -v fluidsynth >/dev/null && [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluidsynth fluid-soundfont-gm \
+			>/dev/null) || echo "note: could not install fluidsynth; WAVs will use the sine synthesizer"; \
+	else echo "note: fluidsynth not installed (needs root + apt); WAVs will use the sine synthesizer"; fi
 
 demo: setup
 	$(VENV)/bin/musicgen demo --output demo_out

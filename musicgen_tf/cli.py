@@ -1,4 +1,4 @@
-"""`musicgen` command line: preprocess corpora to TFRecords (train/generate/export arrive with their issues)."""
+"""`musicgen` command line: preprocess corpora, train, generate, interpolate and reconstruct."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ def add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, help="folder for the TFRecord shards and manifest.json")
     parser.add_argument("--representation", help="default: the dataset's usual one "
                         + ", ".join(f"{d}->{r}" for d, r in DEFAULT_REPRESENTATIONS.items()))
+    parser.add_argument("--preset", help="take the representation and its parameters from a training preset "
+                        "(e.g. groovae_4bar), so the records fit that model")
     parser.add_argument("--param", action="append", type=_parse_param, default=[], metavar="NAME=VALUE",
                         help="converter parameter, e.g. --param slice_bars=16 --param drum_map=my_kit.json")
     parser.add_argument("--limit", type=int, help="read only the first N inputs (quick runs)")
@@ -73,7 +75,14 @@ def run_preprocess_command(args, extra: list[str]) -> dict:
     if args.dataset == "pop1k7":
         options["variant"] = args.pop1k7_variant
     reader = get_reader(args.dataset, **options)
-    converter = get_converter(args.representation or DEFAULT_REPRESENTATIONS[args.dataset], **dict(args.param))
+    representation = args.representation or DEFAULT_REPRESENTATIONS[args.dataset]
+    params = dict(args.param)
+    if args.preset:
+        from musicgen_tf.configs import get_preset
+
+        preset = get_preset(args.preset)
+        representation, params = preset.representation, {**preset.converter_params, **params}
+    converter = get_converter(representation, **params)
     manifest = run_preprocess(reader, converter, args.output, input_dir=args.input, limit=args.limit,
                               num_shards=args.num_shards, pipeline_args=_pipeline_args(args, extra),
                               dataset_name=args.dataset, overwrite=args.overwrite)
@@ -103,6 +112,41 @@ def build_parser() -> argparse.ArgumentParser:
         "preprocess", help="raw corpus -> sharded TFRecords + manifest.json (Apache Beam)",
         description="Unknown --flags are passed to Apache Beam (e.g. --runner=DataflowRunner --project=...).")
     add_preprocess_arguments(preprocess)
+    train = commands.add_parser("train", help="train a preset on TFRecords; rerun the same command to resume")
+    train.add_argument("--preset", required=True)
+    train.add_argument("--data", required=True, help="folder written by `musicgen preprocess`")
+    train.add_argument("--run-dir", required=True, help="where config, checkpoints, logs and samples go")
+    train.add_argument("--tiny", action="store_true", help="shrink the preset to test size")
+    train.add_argument("--epochs", type=int, help="epochs of --steps-per-epoch steps (default: the preset's)")
+    train.add_argument("--steps", type=int, help="total optimizer steps (default: the preset's)")
+    train.add_argument("--steps-per-epoch", type=int, help="also the checkpoint and resume period")
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy with loss scaling")
+    train.add_argument("--xla", action="store_true", help="compile the train step with XLA (jit_compile)")
+    train.add_argument("--strategy", default="default", choices=["default", "mirrored", "multi-worker"])
+    train.add_argument("--seed", type=int)
+
+    def add_run_arguments(command, out_default):
+        command.add_argument("--run-dir", required=True, help="a folder written by `musicgen train`")
+        command.add_argument("--checkpoint", help="weights file or epoch number (default: the newest weights)")
+        command.add_argument("--out", default=out_default, help="output folder for MIDI/WAV/PNG")
+
+    generate = commands.add_parser("generate", help="sample new pieces: MIDI, WAV and piano-roll PNG")
+    add_run_arguments(generate, "samples")
+    generate.add_argument("--num", type=int, default=8)
+    generate.add_argument("--temperature", type=float, default=1.0)
+    generate.add_argument("--seed", type=int, help="same seed, same samples")
+    generate.add_argument("--label", help="for a conditioned model: the label value (e.g. a style) to sample")
+    interpolate = commands.add_parser("interpolate", help="walk the latent space from one MIDI file to another")
+    interpolate.add_argument("midi_a")
+    interpolate.add_argument("midi_b")
+    add_run_arguments(interpolate, "interpolation")
+    interpolate.add_argument("--steps", type=int, default=7)
+    reconstruct = commands.add_parser("reconstruct", help="encode a MIDI file and decode it back")
+    reconstruct.add_argument("midi")
+    add_run_arguments(reconstruct, "reconstruction")
+    reconstruct.add_argument("--temperature", type=float, default=0.0)
+
     demo = commands.add_parser("demo", help="preprocess the Essen folksongs shipped with music21 (no download)")
     demo.add_argument("--output", default="demo_out", help="run folder (TFRecords go to OUTPUT/tfrecords)")
     demo.add_argument("--limit", type=int, default=DEMO_TUNES, help="number of tunes (0 = all 8514)")
@@ -118,13 +162,46 @@ def run_demo(args, extra):
     run_preprocess_command(preprocess_args, extra)
 
 
+def run_train(args) -> None:
+    from musicgen_tf.train.trainer import TrainOptions, train
+
+    train(TrainOptions(preset=args.preset, data=args.data, run_dir=args.run_dir, tiny=args.tiny,
+                       epochs=args.epochs, steps=args.steps, steps_per_epoch=args.steps_per_epoch,
+                       batch_size=args.batch_size, mixed_precision=args.mixed_precision, xla=args.xla,
+                       strategy=args.strategy, seed=args.seed))
+    print(f"trained weights: {os.path.join(os.path.expanduser(args.run_dir), 'model.weights.h5')}")
+
+
+def run_generation(args) -> None:
+    from musicgen_tf import generation
+
+    if args.command == "generate":
+        results = generation.generate(args.run_dir, args.out, num=args.num, temperature=args.temperature,
+                                      seed=args.seed, checkpoint=args.checkpoint, label=args.label)
+    elif args.command == "interpolate":
+        results = generation.interpolate(args.run_dir, args.midi_a, args.midi_b, args.out, steps=args.steps,
+                                         checkpoint=args.checkpoint)
+    else:
+        results = generation.reconstruct(args.run_dir, args.midi, args.out, temperature=args.temperature,
+                                         checkpoint=args.checkpoint)
+    for paths in results:
+        print("  " + "  ".join(str(path) for path in paths.values()))
+
+
 def main(argv: list[str] | None = None) -> int:
-    args, extra = build_parser().parse_known_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command not in ("preprocess", "demo"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "preprocess":
             run_preprocess_command(args, extra)
         elif args.command == "demo":
             run_demo(args, extra)
+        elif args.command == "train":
+            run_train(args)
+        else:
+            run_generation(args)
     except (MusicgenError, ValueError, FileNotFoundError) as error:
         print(f"musicgen {args.command}: error: {error}", file=sys.stderr)
         return 2

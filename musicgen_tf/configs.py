@@ -1,0 +1,124 @@
+"""Named presets, one registry (like Magenta's CONFIG_MAP): model + data representation + training settings.
+
+A preset names its model family, the representation it trains on (with the converter parameters it needs; sizes
+such as vocabulary and sequence length are read from the converter, never copied here), the model's constructor
+arguments and the training hyper-parameters.  Seed/Magenta values are the defaults; `tiny=True` shrinks a preset
+to test size without changing what it computes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from types import MappingProxyType
+from typing import Any, Mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and bookkeeping. Steps are optimizer steps; an "epoch" is `steps_per_epoch` steps."""
+
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    lr_schedule: str = "exponential"  # constant | exponential (Magenta: decay_rate per step to a floor) | cosine
+    decay_rate: float = 0.9999
+    min_learning_rate: float = 1e-5
+    optimizer: str = "adam"  # adam | adamw
+    weight_decay: float = 0.0
+    clip_norm: float | None = 1.0
+    total_steps: int = 50_000
+    steps_per_epoch: int = 500  # also the checkpoint period: resume restarts at the last finished epoch
+    early_stopping_patience: int | None = None  # in epochs, on validation loss (training loss without one)
+    sample_every_epochs: int = 5
+    num_samples: int = 4
+    shuffle_buffer: int = 10_000
+    seed: int = 1234
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    name: str
+    family: str  # "music_vae" (more families arrive with their issues)
+    representation: str
+    converter_params: Mapping[str, Any]  # the parameters the model depends on; checked against the manifest
+    model: Mapping[str, Any]
+    train: TrainConfig
+    tiny_model: Mapping[str, Any] = MappingProxyType({})
+    tiny_train: Mapping[str, Any] = MappingProxyType({})
+    label: str | None = None  # optional conditioning label (manifest label name), e.g. "primary_style"
+    description: str = ""
+
+    def resolved(self, tiny: bool = False, **train_overrides) -> "Preset":
+        """This preset with the tiny overrides applied (if asked) and training overrides (None = keep)."""
+        model = {**self.model, **(self.tiny_model if tiny else {})}
+        train_changes = {**(self.tiny_train if tiny else {}),
+                         **{k: v for k, v in train_overrides.items() if v is not None}}
+        return dataclasses.replace(self, model=MappingProxyType(model),
+                                   train=dataclasses.replace(self.train, **train_changes))
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "family": self.family, "representation": self.representation,
+                "converter_params": dict(self.converter_params), "model": dict(self.model),
+                "train": dataclasses.asdict(self.train), "label": self.label, "description": self.description}
+
+
+def _frozen(**kwargs) -> Mapping[str, Any]:
+    return MappingProxyType(kwargs)
+
+
+_VAE_TINY = _frozen(encoder_units=(32,), decoder_units=(32, 32), conductor_units=(32,), latent_dim=16,
+                    embedding_dim=16)
+_TINY_TRAIN = _frozen(batch_size=16, total_steps=200, steps_per_epoch=50, sample_every_epochs=2, num_samples=2,
+                      shuffle_buffer=1000)
+_MAGENTA_TRAIN = TrainConfig(batch_size=512, learning_rate=1e-3, decay_rate=0.9999, min_learning_rate=1e-5,
+                             total_steps=200_000, steps_per_epoch=1000)
+
+PRESETS: dict[str, Preset] = {}
+
+
+def register(preset: Preset) -> Preset:
+    if preset.name in PRESETS:
+        raise ValueError(f"preset {preset.name!r} registered twice")
+    PRESETS[preset.name] = preset
+    return preset
+
+
+register(Preset(
+    name="cat-mel_2bar", family="music_vae", representation="melody",
+    converter_params=_frozen(slice_bars=2, steps_per_quarter=4),
+    model=_frozen(encoder_units=(512,), decoder="flat", decoder_units=(256, 256), latent_dim=256,
+                  embedding_dim=64, free_bits=0.0, max_beta=0.2, beta_rate=0.99999, dropout=0.0),
+    train=_MAGENTA_TRAIN, tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
+    description="2-bar melody MusicVAE, flat LSTM decoder (Magenta cat-mel_2bar_small)"))
+
+register(Preset(
+    name="hierdec-mel_16bar", family="music_vae", representation="melody",
+    converter_params=_frozen(slice_bars=16, steps_per_quarter=4),
+    model=_frozen(encoder_units=(2048, 2048), decoder="hierarchical", conductor_units=(1024, 1024),
+                  decoder_units=(1024, 1024), level_lengths=(16, 16), latent_dim=512, embedding_dim=64,
+                  free_bits=256.0, max_beta=0.2, beta_rate=0.99999, dropout=0.0),
+    train=_MAGENTA_TRAIN, tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
+    description="16-bar melody MusicVAE with the hierarchical conductor decoder (seed 001 / Magenta)"))
+
+register(Preset(
+    name="cat-drums_2bar", family="music_vae", representation="drums",
+    converter_params=_frozen(slice_bars=2, steps_per_quarter=4, roll_input=True),
+    model=_frozen(encoder_units=(512,), decoder="flat", decoder_units=(256, 256), latent_dim=256,
+                  embedding_dim=64, free_bits=48.0, max_beta=0.2, beta_rate=0.99999, dropout=0.0),
+    train=_MAGENTA_TRAIN, tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
+    description="2-bar drum MusicVAE on Magenta's 9-class drum map (cat-drums_2bar_small)"))
+
+for _bars in (2, 4):
+    register(Preset(
+        name=f"groovae_{_bars}bar", family="music_vae", representation="groovae",
+        converter_params=_frozen(split_bars=_bars, steps_per_quarter=4),
+        model=_frozen(encoder_units=(512,), decoder="flat", decoder_units=(256, 256), latent_dim=256,
+                      free_bits=48.0, max_beta=0.2, beta_rate=0.99999, dropout=0.3),
+        train=_MAGENTA_TRAIN, tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
+        description=f"{_bars}-bar GrooVAE: drum hits, velocities and microtiming offsets (Groove MIDI)"))
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None

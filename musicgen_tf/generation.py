@@ -1,0 +1,72 @@
+"""Sample, interpolate and reconstruct with a trained run, writing MIDI + WAV + piano-roll PNG per result.
+
+Thin on purpose: the CLI and the studio call these; models do the work in-graph, converters turn tensors back
+into music, `music.render` writes the files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from musicgen_tf.errors import MusicgenError, SkipInput
+from musicgen_tf.models.builders import outputs_to_examples
+from musicgen_tf.music.midi_io import midi_file_to_note_sequence
+from musicgen_tf.train.trainer import load_trained_model
+
+
+def _render(pieces, out_dir: str, prefix: str) -> list[dict]:
+    from musicgen_tf.music import render
+
+    out = Path(os.path.expanduser(out_dir))
+    out.mkdir(parents=True, exist_ok=True)
+    return [render.render_all(piece, out, f"{prefix}-{index:02d}") for index, piece in enumerate(pieces)]
+
+
+def generate(run_dir: str, out_dir: str, num: int = 8, temperature: float = 1.0, seed: int | None = None,
+             checkpoint: str | None = None, label: str | None = None) -> list[dict]:
+    """Sample `num` pieces from the prior; returns one {"midi", "wav", "png"} dict of paths per piece."""
+    run = load_trained_model(run_dir, checkpoint)
+    seed_pair = None if seed is None else [seed, 0]
+    outputs = run.model.sample(num, temperature=temperature, seed=seed_pair, labels=run.label_ids(label, num))
+    pieces = [run.converter.from_example(example) for example in outputs_to_examples(outputs)]
+    return _render(pieces, out_dir, "sample")
+
+
+def _first_example(converter, midi_path: str) -> dict[str, np.ndarray]:
+    """The first training window the converter makes of a MIDI file (what the model can encode)."""
+    ns = midi_file_to_note_sequence(midi_path)
+    try:
+        examples = converter.to_examples(ns)
+    except SkipInput as error:
+        raise MusicgenError(f"{midi_path}: the {converter.name} representation cannot use this file: "
+                            f"{error.reason}") from None
+    return examples[0]
+
+
+def _batch(examples: list[dict]) -> dict:
+    return {name: np.stack([example[name] for example in examples]) for name in examples[0]}
+
+
+def interpolate(run_dir: str, midi_a: str, midi_b: str, out_dir: str, steps: int = 7,
+                checkpoint: str | None = None) -> list[dict]:
+    """Decode `steps` points on the latent path from A to B (endpoints included)."""
+    run = load_trained_model(run_dir, checkpoint)
+    a, b = (_batch([_first_example(run.converter, path)]) for path in (midi_a, midi_b))
+    outputs = run.model.interpolate(a, b, steps)
+    pieces = [run.converter.from_example(example) for example in outputs_to_examples(outputs)]
+    return _render(pieces, out_dir, "interpolation")
+
+
+def reconstruct(run_dir: str, midi: str, out_dir: str, temperature: float = 0.0,
+                checkpoint: str | None = None) -> list[dict]:
+    """Encode the first window of `midi` and decode it back (temperature 0 = most likely decoding)."""
+    run = load_trained_model(run_dir, checkpoint)
+    example = _batch([_first_example(run.converter, midi)])
+    z_mean, _ = run.model.encode(example)
+    outputs = run.model.decode(z_mean, temperature=temperature)
+    pieces = [run.converter.from_example(example) for example in outputs_to_examples(outputs)]
+    original = run.converter.from_example({k: v[0] for k, v in example.items()})
+    return _render([original] + pieces, out_dir, "reconstruction")

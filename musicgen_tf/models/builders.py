@@ -1,0 +1,71 @@
+"""Preset + data manifest -> model, and model outputs -> converter examples, per model family.
+
+The model reads its sizes (vocabulary, sequence length, drum classes, labels) from the manifest that the
+converter wrote, never from numbers copied into a preset.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from musicgen_tf.configs import Preset
+
+
+def _sequence_length(manifest: dict, feature: str) -> int:
+    return int(manifest["features"][feature]["shape"][0])
+
+
+def _label_kwargs(preset: Preset, manifest: dict) -> dict:
+    if preset.label is None:
+        return {}
+    labels = manifest.get("labels", {})
+    if preset.label not in labels or "vocabulary" not in labels[preset.label]:
+        raise ValueError(f"preset {preset.name!r} is conditioned on label {preset.label!r}, which the data does not "
+                         f"have as a string label (it has {sorted(labels)})")
+    return {"num_labels": len(labels[preset.label]["vocabulary"]), "label_key": f"{preset.label}_id"}
+
+
+def build_model(preset: Preset, manifest: dict) -> keras.Model:
+    """A fresh, uncompiled model for `preset` sized from the data manifest."""
+    if preset.family == "music_vae":
+        return _build_music_vae(preset, manifest)
+    raise ValueError(f"no builder for model family {preset.family!r}")
+
+
+def _build_music_vae(preset: Preset, manifest: dict) -> keras.Model:
+    from musicgen_tf.models.music_vae import MusicVAE
+    from musicgen_tf.music.representations import converter_from_config
+
+    converter = converter_from_config(manifest["representation"])
+    kwargs = dict(preset.model, **_label_kwargs(preset, manifest))
+    if preset.representation == "groovae":
+        kwargs.update(output_kind="groove", num_classes=int(manifest["features"]["hits"]["shape"][1]),
+                      seq_len=_sequence_length(manifest, "hits"))
+    elif preset.representation == "drums":
+        kwargs.update(output_kind="categorical", vocab_size=converter.output_depth,
+                      num_classes=converter.num_classes, drum_roll_input=True,
+                      seq_len=_sequence_length(manifest, "tokens"))
+    else:
+        kwargs.update(output_kind="categorical", vocab_size=converter.output_depth,
+                      seq_len=_sequence_length(manifest, "tokens"))
+    return MusicVAE(**kwargs)
+
+
+def dummy_batch(manifest: dict, batch_size: int = 1) -> dict:
+    """Zeros shaped like one parsed batch (fixed-length features), to create a model's variables."""
+    dtypes = {"int64": "int64", "float32": "float32"}
+    batch = {name: np.zeros([batch_size] + [d or 1 for d in spec["shape"]], dtype=dtypes[spec["dtype"]])
+             for name, spec in manifest["features"].items() if spec["dtype"] in dtypes}
+    for name, label in manifest.get("labels", {}).items():
+        if "vocabulary" in label:
+            batch[f"{name}_id"] = np.zeros([batch_size], dtype="int64")
+    return batch
+
+
+def outputs_to_examples(outputs) -> list[dict[str, np.ndarray]]:
+    """Batched model outputs (tokens [n, T] or a dict of [n, ...] arrays) -> one converter example per row."""
+    if isinstance(outputs, dict):
+        arrays = {name: np.asarray(value) for name, value in outputs.items()}
+        return [{name: array[i] for name, array in arrays.items()} for i in range(len(next(iter(arrays.values()))))]
+    return [{"tokens": row} for row in np.asarray(outputs)]

@@ -1,0 +1,55 @@
+"""Training callbacks that Keras does not have: listen to and look at samples while a model trains."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from musicgen_tf.models.builders import outputs_to_examples
+from musicgen_tf.train.run_dir import RunDir
+
+AUDIO_RATE = 16000
+
+
+class SampleLogger(keras.callbacks.Callback):
+    """Every `every_epochs` epochs: sample `num` pieces with a fixed seed, write them as MIDI under
+    `<run>/samples/epoch-NNNN/`, and log piano rolls (images) and renderings (audio) to TensorBoard."""
+
+    def __init__(self, converter, run: RunDir, every_epochs: int = 5, num: int = 4, seed: int = 0,
+                 temperature: float = 1.0):
+        super().__init__()
+        self.converter, self.run = converter, run
+        self.every_epochs, self.num, self.seed, self.temperature = every_epochs, num, seed, temperature
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every_epochs <= 0 or (epoch + 1) % self.every_epochs:
+            return
+        from musicgen_tf.music import render  # matplotlib etc. only when samples are due
+
+        outputs = self.model.sample(self.num, temperature=self.temperature, seed=[self.seed, epoch])
+        pieces = [self.converter.from_example(example) for example in outputs_to_examples(outputs)]
+        folder = self.run.samples_dir / f"epoch-{epoch + 1:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(self.run.logs_dir / "samples"))
+        images, audio = [], []
+        for index, piece in enumerate(pieces):
+            render.write_midi(piece, folder / f"sample-{index}.mid")
+            images.append(render.piano_roll_image(piece))
+            audio.append(render.synthesize(piece, AUDIO_RATE).samples)
+        length = max(len(a) for a in audio)
+        audio = np.stack([np.pad(a, (0, length - len(a))) for a in audio])[:, :, None]
+        with self._writer.as_default(step=epoch + 1):
+            tf.summary.image("samples/piano_roll", np.stack(_same_size(images)), max_outputs=self.num)
+            tf.summary.audio("samples/audio", audio, AUDIO_RATE, max_outputs=self.num)
+        self._writer.flush()
+
+
+def _same_size(images: list[np.ndarray]) -> list[np.ndarray]:
+    """Pad images to one height/width so TensorBoard can show them as one batch."""
+    height = max(i.shape[0] for i in images)
+    width = max(i.shape[1] for i in images)
+    return [np.pad(i, ((0, height - i.shape[0]), (0, width - i.shape[1]), (0, 0)), constant_values=255)
+            for i in images]

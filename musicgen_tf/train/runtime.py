@@ -1,0 +1,32 @@
+"""Precision, XLA and distribution strategy: chosen by flags only, so CPU tests and GPU training run the same code."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+STRATEGIES = ("default", "mirrored", "multi-worker")
+
+
+def set_precision(mixed_precision: bool) -> str:
+    """`mixed_float16` computes in float16 with float32 variables; Keras wraps the optimizer in loss scaling."""
+    policy = "mixed_float16" if mixed_precision else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def make_strategy(name: str = "default") -> tf.distribute.Strategy:
+    """`mirrored`: all local GPUs (or the CPU); `multi-worker`: hosts listed in the TF_CONFIG environment variable."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
+
+
+def enable_determinism(seed: int) -> None:
+    """Same seed, same data order, same ops -> same weights: what exact resume is tested against."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()

@@ -1,0 +1,47 @@
+"""Learning-rate schedules (serialisable Keras schedules)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from musicgen_tf.configs import TrainConfig
+
+
+@keras.saving.register_keras_serializable(package="musicgen_tf")
+class ExponentialDecayToFloor(keras.optimizers.schedules.LearningRateSchedule):
+    """Magenta's MusicVAE schedule: (initial - floor) * decay_rate**step + floor."""
+
+    def __init__(self, initial_learning_rate: float, decay_rate: float, min_learning_rate: float):
+        self.initial_learning_rate = initial_learning_rate
+        self.decay_rate = decay_rate
+        self.min_learning_rate = min_learning_rate
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        return ((self.initial_learning_rate - self.min_learning_rate) * ops.power(self.decay_rate, step)
+                + self.min_learning_rate)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_rate": self.decay_rate,
+                "min_learning_rate": self.min_learning_rate}
+
+
+def learning_rate(train: TrainConfig):
+    if train.lr_schedule == "constant":
+        return train.learning_rate
+    if train.lr_schedule == "exponential":
+        return ExponentialDecayToFloor(train.learning_rate, train.decay_rate, train.min_learning_rate)
+    if train.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            train.learning_rate, decay_steps=train.total_steps, alpha=train.min_learning_rate / train.learning_rate)
+    raise ValueError(f"unknown lr_schedule {train.lr_schedule!r}; choose constant, exponential or cosine")
+
+
+def make_optimizer(train: TrainConfig) -> keras.optimizers.Optimizer:
+    kwargs = {"learning_rate": learning_rate(train), "global_clipnorm": train.clip_norm}
+    if train.optimizer == "adam":
+        return keras.optimizers.Adam(**kwargs)
+    if train.optimizer == "adamw":
+        return keras.optimizers.AdamW(weight_decay=train.weight_decay, **kwargs)
+    raise ValueError(f"unknown optimizer {train.optimizer!r}; choose adam or adamw")

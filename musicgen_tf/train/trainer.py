@@ -1,0 +1,150 @@
+"""`musicgen train`: preset + TFRecords -> a trained model in a run directory, with exact resume.
+
+An "epoch" here is `steps_per_epoch` optimizer steps over an endless, seeded stream of batches.  Keras'
+BackupAndRestore saves model, optimizer and epoch at every epoch end; a rerun of the same command restores them
+and skips the batches already seen, so an interrupted run ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import keras
+import numpy as np
+
+from musicgen_tf.configs import Preset, get_preset
+from musicgen_tf.models.builders import build_model, dummy_batch
+from musicgen_tf.music.representations import converter_from_config
+from musicgen_tf.tfrecords.dataset import make_dataset
+from musicgen_tf.tfrecords.manifest import check_representation, read_manifest
+from musicgen_tf.train import runtime
+from musicgen_tf.train.callbacks import SampleLogger
+from musicgen_tf.train.run_dir import RunDir
+from musicgen_tf.train.schedules import make_optimizer
+
+
+@dataclasses.dataclass
+class TrainOptions:
+    preset: str
+    data: str
+    run_dir: str
+    tiny: bool = False
+    epochs: int | None = None  # overrides the preset's total steps: epochs * steps_per_epoch
+    steps: int | None = None
+    batch_size: int | None = None
+    steps_per_epoch: int | None = None
+    mixed_precision: bool = False
+    xla: bool = False
+    strategy: str = "default"
+    seed: int | None = None
+    verbose: int = 2
+    callbacks: list = dataclasses.field(default_factory=list)  # extra Keras callbacks, run after ours
+
+
+def resolve_preset(options: TrainOptions) -> Preset:
+    preset = get_preset(options.preset).resolved(
+        options.tiny, batch_size=options.batch_size, steps_per_epoch=options.steps_per_epoch,
+        total_steps=options.steps, seed=options.seed)
+    if options.epochs is not None:
+        preset = dataclasses.replace(preset, train=dataclasses.replace(
+            preset.train, total_steps=options.epochs * preset.train.steps_per_epoch))
+    return preset
+
+
+def _check_same_run(run: RunDir, config: dict) -> None:
+    """A rerun must be the same training job, or resuming would mix two models."""
+    if not run.exists():
+        return
+    stored = run.read_config()
+    for key in ("preset", "data_representation"):
+        if stored.get(key) != config[key]:
+            raise ValueError(f"{run.path} holds a run with a different {key.replace('_', ' ')}; "
+                             "use a new --run-dir (or delete this one) to start another run")
+
+
+def train(options: TrainOptions) -> keras.callbacks.History:
+    preset = resolve_preset(options)
+    data_dir = os.path.expanduser(options.data)
+    manifest = read_manifest(data_dir)
+    check_representation(manifest, data_dir, preset.representation, dict(preset.converter_params))
+    converter = converter_from_config(manifest["representation"])
+    run = RunDir(options.run_dir)
+    config = {"preset": preset.to_json(), "data": os.path.abspath(data_dir),
+              "data_representation": manifest["representation"],
+              "data_schema": {key: manifest[key] for key in ("features", "labels")},
+              "flags": {"mixed_precision": options.mixed_precision, "xla": options.xla,
+                        "strategy": options.strategy}}
+    _check_same_run(run, config)
+    run.write_config(config)
+
+    train_config = preset.train
+    runtime.set_precision(options.mixed_precision)
+    runtime.enable_determinism(train_config.seed)
+    strategy = runtime.make_strategy(options.strategy)
+    epochs = math.ceil(train_config.total_steps / train_config.steps_per_epoch)
+    labels = (preset.label,) if preset.label else ()
+    done_epochs = min(run.resume_epoch(), epochs)
+    train_data = make_dataset(data_dir, "train", train_config.batch_size, representation=preset.representation,
+                              shuffle=True, shuffle_buffer=train_config.shuffle_buffer, repeat=True,
+                              drop_remainder=True, labels=labels, seed=train_config.seed)
+    train_data = train_data.skip(done_epochs * train_config.steps_per_epoch)  # batches seen before the restart
+    validation = None
+    if manifest["splits"]["validation"]["examples"] > 0:
+        validation = make_dataset(data_dir, "validation", train_config.batch_size, shuffle=False, labels=labels)
+
+    with strategy.scope():
+        model = build_model(preset, manifest)
+        model.compile(optimizer=make_optimizer(train_config), jit_compile=options.xla)
+    run.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq="epoch", delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(str(run.checkpoints_dir / "epoch-{epoch:04d}.weights.h5"),
+                                        save_weights_only=True),
+        keras.callbacks.TensorBoard(str(run.logs_dir), update_freq=max(train_config.steps_per_epoch // 10, 1)),
+        SampleLogger(converter, run, every_epochs=train_config.sample_every_epochs,
+                     num=train_config.num_samples, seed=train_config.seed),
+    ]
+    callbacks += options.callbacks
+    if train_config.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss" if validation is not None else "loss", patience=train_config.early_stopping_patience,
+            restore_best_weights=True))
+    history = model.fit(train_data, epochs=epochs, steps_per_epoch=train_config.steps_per_epoch,
+                        validation_data=validation, callbacks=callbacks, verbose=options.verbose)
+    model.save_weights(str(run.final_weights))
+    return history
+
+
+@dataclasses.dataclass
+class TrainedRun:
+    model: keras.Model
+    preset: Preset
+    converter: object
+    schema: dict  # the training data's representation, features and labels
+
+    def label_ids(self, label: str | None, num: int):
+        """A label name (e.g. a style) -> int64 ids [num] for a conditioned model; None passes through."""
+        if label is None:
+            return None
+        if not self.preset.label:
+            raise ValueError(f"this model ({self.preset.name}) is not conditioned on a label; drop --label")
+        vocabulary = self.schema["labels"][self.preset.label]["vocabulary"]
+        if label not in vocabulary:
+            raise ValueError(f"unknown {self.preset.label} {label!r}; the model knows {vocabulary}")
+        return np.full([num], vocabulary.index(label), dtype=np.int64)
+
+
+def load_trained_model(run_dir: str, checkpoint: str | None = None) -> TrainedRun:
+    """Model with weights, preset, converter and data schema from a run directory, for generation and export."""
+    run = RunDir(run_dir)
+    config = run.read_config()
+    preset = get_preset(config["preset"]["name"])
+    preset = dataclasses.replace(preset, model=config["preset"]["model"], label=config["preset"]["label"])
+    schema = {"representation": config["data_representation"], **config["data_schema"]}
+    converter = converter_from_config(config["data_representation"])
+    model = build_model(preset, schema)
+    model(dummy_batch(schema), training=False)  # create the variables before loading them
+    model.load_weights(str(run.weights_path(checkpoint)))
+    return TrainedRun(model, preset, converter, schema)
