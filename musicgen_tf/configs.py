@@ -19,12 +19,14 @@ class TrainConfig:
 
     batch_size: int = 64
     learning_rate: float = 1e-3
-    lr_schedule: str = "exponential"  # constant | exponential (Magenta: decay_rate per step to a floor) | cosine
-    decay_rate: float = 0.9999
+    lr_schedule: str = "exponential"  # constant | exponential (Magenta: decay_rate per step to a floor) | cosine | step
+    decay_rate: float = 0.9999  # exponential: per step; step: the factor applied every `decay_epochs`
+    decay_epochs: int = 10  # step schedule (PyTorch StepLR's step_size, in epochs)
     min_learning_rate: float = 1e-5
     optimizer: str = "adam"  # adam | adamw
     weight_decay: float = 0.0
     clip_norm: float | None = 1.0
+    gradient_accumulation: int = 1  # optimizer steps apply the mean gradient of this many batches
     total_steps: int = 50_000
     steps_per_epoch: int = 500  # also the checkpoint period: resume restarts at the last finished epoch
     early_stopping_patience: int | None = None  # in epochs, on validation loss (training loss without one)
@@ -42,8 +44,8 @@ class Preset:
     converter_params: Mapping[str, Any]  # the parameters the model depends on; checked against the manifest
     model: Mapping[str, Any]
     train: TrainConfig
-    tiny_model: Mapping[str, Any] = MappingProxyType({})
-    tiny_train: Mapping[str, Any] = MappingProxyType({})
+    tiny_model: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    tiny_train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     label: str | None = None  # optional conditioning label (manifest label name), e.g. "primary_style"
     description: str = ""
 

@@ -32,14 +32,19 @@ def learning_rate(train: TrainConfig):
         return train.learning_rate
     if train.lr_schedule == "exponential":
         return ExponentialDecayToFloor(train.learning_rate, train.decay_rate, train.min_learning_rate)
+    if train.lr_schedule == "step":
+        return keras.optimizers.schedules.ExponentialDecay(
+            train.learning_rate, decay_steps=train.decay_epochs * train.steps_per_epoch,
+            decay_rate=train.decay_rate, staircase=True)
     if train.lr_schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(
             train.learning_rate, decay_steps=train.total_steps, alpha=train.min_learning_rate / train.learning_rate)
-    raise ValueError(f"unknown lr_schedule {train.lr_schedule!r}; choose constant, exponential or cosine")
+    raise ValueError(f"unknown lr_schedule {train.lr_schedule!r}; choose constant, exponential, step or cosine")
 
 
 def make_optimizer(train: TrainConfig) -> keras.optimizers.Optimizer:
-    kwargs = {"learning_rate": learning_rate(train), "global_clipnorm": train.clip_norm}
+    kwargs = {"learning_rate": learning_rate(train), "global_clipnorm": train.clip_norm,
+              "gradient_accumulation_steps": train.gradient_accumulation if train.gradient_accumulation > 1 else None}
     if train.optimizer == "adam":
         return keras.optimizers.Adam(**kwargs)
     if train.optimizer == "adamw":
