@@ -114,7 +114,8 @@ for _bars in (2, 4):
         name=f"groovae_{_bars}bar", family="music_vae", representation="groovae",
         converter_params=_frozen(split_bars=_bars, steps_per_quarter=4),
         model=_frozen(encoder_units=(512,), decoder="flat", decoder_units=(256, 256), latent_dim=256,
-                      free_bits=48.0, max_beta=0.2, beta_rate=0.99999, dropout=0.3),
+                      free_bits=48.0, max_beta=0.2, beta_rate=0.99999,
+                      dropout=0.7),  # Magenta: dropout_keep_prob=0.3 on the decoder cells' inputs
         train=_MAGENTA_TRAIN, tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
         description=f"{_bars}-bar GrooVAE: drum hits, velocities and microtiming offsets (Groove MIDI)"))
 
@@ -124,3 +125,41 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+
+
+# ---- beta-VAEs (issue 6)
+# Seed 000 (pitch histograms) and seed 002 (ESAC melody windows); models in musicgen_tf/models/beta_vae.py.
+# Neither seed clips gradients.  Seed 000 names no epoch count or batch size: 100 epochs of 200 steps at batch 64
+# are ours (early stopping usually ends it sooner).  Seed 002's epoch is one pass over every window of the ESAC
+# corpus (~64k windows at 32 per batch); ours is 2000 batches of one random window per song.
+_BETA_TINY_TRAIN = _frozen(batch_size=8, total_steps=40, steps_per_epoch=10, sample_every_epochs=2, num_samples=2,
+                           shuffle_buffer=100)
+
+register(Preset(
+    name="beta_vae_pitch", family="beta_vae", representation="pitch_histogram", converter_params=_frozen(),
+    model=_frozen(hidden_units=(512, 256), num_residual_blocks=2, latent_dim=128, beta=0.5, consistency_weight=0.2,
+                  reconstruction_reduction="sum"),
+    # AdamW: the seed's optimizer; weight decay 0.01 is PyTorch's AdamW default (the seed gives no value).
+    train=TrainConfig(batch_size=64, learning_rate=2e-4, lr_schedule="cosine", min_learning_rate=2e-6,
+                      optimizer="adamw", weight_decay=0.01, clip_norm=None, gradient_accumulation=2,
+                      total_steps=100 * 200, steps_per_epoch=200, early_stopping_patience=15, sample_every_epochs=10,
+                      num_samples=3),
+    tiny_model=_frozen(hidden_units=(32, 16), num_residual_blocks=1, latent_dim=8, entropy_samples=8),
+    tiny_train=_BETA_TINY_TRAIN,
+    description="β-VAE on 128-bin pitch histograms: residual LayerNorm/SiLU MLP, BCE + 0.5 KL + 0.2 adjacent-pitch "
+                "consistency (seed 000)"))
+
+register(Preset(
+    name="beta_vae_melody", family="beta_vae", representation="melody_timeseries",
+    converter_params=_frozen(time_step=0.25),
+    # l2_weight_decay: PyTorch's Adam(weight_decay=1e-5) is L2 added to the gradient, so the model adds
+    # 0.5 * 1e-5 * ||w||^2 to its objective and the optimizer is plain Adam (AdamW's decay is decoupled).
+    model=_frozen(window=64, hidden_units=256, latent_dim=50, dropout=0.5, beta=0.5, l2_weight_decay=1e-5,
+                  lead_in=True, reconstruction_reduction="mean"),
+    # StepLR(step_size=10, gamma=0.1) per epoch -> staircase decay x0.1 every 10 epochs.
+    train=TrainConfig(batch_size=32, learning_rate=0.005, lr_schedule="step", decay_rate=0.1, decay_epochs=10,
+                      optimizer="adam", weight_decay=0.0, clip_norm=None, total_steps=10 * 2000,
+                      steps_per_epoch=2000, sample_every_epochs=5, num_samples=4),
+    tiny_model=_frozen(window=16, hidden_units=32, latent_dim=8),
+    tiny_train=_BETA_TINY_TRAIN,
+    description="β-VAE on one-hot 64-step windows of ESAC melody symbols (\"60 _ _ r\"), BCE + 0.5 KL (seed 002)"))

@@ -23,13 +23,15 @@ def _label_kwargs(preset: Preset, manifest: dict) -> dict:
     if preset.label not in labels or "vocabulary" not in labels[preset.label]:
         raise ValueError(f"preset {preset.name!r} is conditioned on label {preset.label!r}, which the data does not "
                          f"have as a string label (it has {sorted(labels)})")
-    return {"num_labels": len(labels[preset.label]["vocabulary"]), "label_key": f"{preset.label}_id"}
+    return {"num_labels": len(labels[preset.label]["vocabulary"]), "label_key": preset.label}
 
 
 def build_model(preset: Preset, manifest: dict) -> keras.Model:
     """A fresh, uncompiled model for `preset` sized from the data manifest."""
     if preset.family == "music_vae":
         return _build_music_vae(preset, manifest)
+    if preset.family == "beta_vae":
+        return _build_beta_vae(preset, manifest)
     raise ValueError(f"no builder for model family {preset.family!r}")
 
 
@@ -69,3 +71,21 @@ def outputs_to_examples(outputs) -> list[dict[str, np.ndarray]]:
         arrays = {name: np.asarray(value) for name, value in outputs.items()}
         return [{name: array[i] for name, array in arrays.items()} for i in range(len(next(iter(arrays.values()))))]
     return [{"tokens": row} for row in np.asarray(outputs)]
+
+
+def _build_beta_vae(preset: Preset, manifest: dict) -> keras.Model:
+    """Pitch-histogram β-VAE (input size from the manifest) or melody-window β-VAE (vocabulary, PAD and "/" ids
+    from the converter)."""
+    from musicgen_tf.models.beta_vae import MelodyBetaVAE, PitchHistogramBetaVAE
+    from musicgen_tf.music.representations import converter_from_config
+
+    kwargs = dict(preset.model)
+    if preset.representation == "pitch_histogram":
+        return PitchHistogramBetaVAE(input_dim=int(manifest["features"]["histogram"]["shape"][0]), **kwargs)
+    if preset.representation == "melody_timeseries":
+        from musicgen_tf.music.melody_timeseries import DELIMITER, PAD
+
+        converter = converter_from_config(manifest["representation"])
+        return MelodyBetaVAE(vocab_size=converter.vocab_size, pad_id=converter.symbols.index(PAD),
+                             delimiter_id=converter.symbols.index(DELIMITER), **kwargs)
+    raise ValueError(f"the beta_vae family has no model for representation {preset.representation!r}")

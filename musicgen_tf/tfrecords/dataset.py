@@ -7,7 +7,7 @@ import os
 import tensorflow as tf
 
 from musicgen_tf.tfrecords.manifest import check_representation, feature_spec_from_json, read_manifest
-from musicgen_tf.tfrecords.schema import LABEL_PREFIX, parse_examples
+from musicgen_tf.tfrecords.schema import LABEL_PREFIX, SOURCE_KEY, parse_examples
 from musicgen_tf.music.converter import Feature
 
 
@@ -35,12 +35,13 @@ def make_dataset(data_dir: str, split: str = "train", batch_size: int = 32, repr
                  params: dict | None = None, shuffle: bool | None = None, shuffle_buffer: int = 10_000,
                  repeat: bool = False, drop_remainder: bool = False, labels: tuple[str, ...] = (),
                  bucket_boundaries: list[int] | None = None, seed: int | None = None,
-                 cache: bool = False) -> tf.data.Dataset:
+                 cache: bool = False, with_source_key: bool = True) -> tf.data.Dataset:
     """Parse, (shuffle), batch and prefetch one split.
 
     Yields dicts of tensors named as the converter's `feature_spec` (variable-length features are zero-padded per
     batch, or bucketed by length when `bucket_boundaries` is given), plus `<label>_id` int64 [batch] for each
-    requested string label and `label/<name>` for numeric ones.  Refuses data of another representation/params.
+    requested string label and `label/<name>` for numeric ones, and `source/key` (the input file; strings cannot
+    enter an XLA-compiled step, so training drops it).  Refuses data of another representation or parameters.
     """
     data_dir = os.path.expanduser(data_dir)
     manifest = read_manifest(data_dir)
@@ -72,6 +73,8 @@ def make_dataset(data_dir: str, split: str = "train", batch_size: int = 32, repr
         example = parse_examples(serialized, spec, label_spec)
         for name, table in lookups.items():
             example[f"{name}_id"] = table.lookup(example.pop(LABEL_PREFIX + name))
+        if not with_source_key:
+            del example[SOURCE_KEY]
         return example
 
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)

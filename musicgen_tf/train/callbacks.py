@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -10,6 +12,33 @@ from musicgen_tf.models.builders import outputs_to_examples
 from musicgen_tf.train.run_dir import RunDir
 
 AUDIO_RATE = 16000
+
+
+class RandomStateBackup(keras.callbacks.Callback):
+    """Save and restore the model's random-generator states (dropout, posterior noise) beside Keras' backup.
+
+    Keras' `BackupAndRestore` restores weights and optimizer but not `SeedGenerator` states, so a resumed run would
+    draw other noise than an uninterrupted one.  Place this callback right after `BackupAndRestore`.
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__()
+        self.path = os.path.join(os.fspath(backup_dir), "random_states.npz")
+
+    def _states(self):
+        return {v.path: v for v in self.model.non_trainable_variables if v.path.endswith("seed_generator_state")}
+
+    def on_train_begin(self, logs=None):
+        if not os.path.isfile(self.path):
+            return
+        with np.load(self.path, allow_pickle=False) as saved:
+            for path, variable in self._states().items():
+                if path in saved:
+                    variable.assign(saved[path])
+
+    def on_epoch_end(self, epoch, logs=None):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        np.savez(self.path, **{path: np.asarray(v.numpy()) for path, v in self._states().items()})
 
 
 class SampleLogger(keras.callbacks.Callback):

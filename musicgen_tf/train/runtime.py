@@ -26,7 +26,16 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
     raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
 
 
-def enable_determinism(seed: int) -> None:
-    """Same seed, same data order, same ops -> same weights: what exact resume is tested against."""
+def enable_determinism(seed: int, deterministic_ops: bool = True) -> None:
+    """Same seed, same data order, same ops -> same weights: what exact resume is tested against.
+
+    Keras turns XLA off when op determinism is on, so an XLA run gets seeds only (bit-exact resume is then not
+    promised; the run still resumes at the same step with the same data order).
+    """
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if deterministic_ops:
+        tf.config.experimental.enable_op_determinism()
+    else:  # undo an earlier enable in this process (no public API for it)
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()

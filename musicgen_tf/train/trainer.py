@@ -1,13 +1,15 @@
 """`musicgen train`: preset + TFRecords -> a trained model in a run directory, with exact resume.
 
 An "epoch" here is `steps_per_epoch` optimizer steps over an endless, seeded stream of batches.  Keras'
-BackupAndRestore saves model, optimizer and epoch at every epoch end; a rerun of the same command restores them
-and skips the batches already seen, so an interrupted run ends with the same weights as an uninterrupted one.
+BackupAndRestore saves model, optimizer and epoch at every epoch end (`RandomStateBackup` adds the random
+generators); a rerun of the same command restores them and skips the batches already seen, so an interrupted run
+ends with the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 
@@ -20,7 +22,7 @@ from musicgen_tf.music.representations import converter_from_config
 from musicgen_tf.tfrecords.dataset import make_dataset
 from musicgen_tf.tfrecords.manifest import check_representation, read_manifest
 from musicgen_tf.train import runtime
-from musicgen_tf.train.callbacks import SampleLogger
+from musicgen_tf.train.callbacks import RandomStateBackup, SampleLogger
 from musicgen_tf.train.run_dir import RunDir
 from musicgen_tf.train.schedules import make_optimizer
 
@@ -59,7 +61,7 @@ def _check_same_run(run: RunDir, config: dict) -> None:
         return
     stored = run.read_config()
     for key in ("preset", "data_representation"):
-        if stored.get(key) != config[key]:
+        if stored.get(key) != json.loads(json.dumps(config[key])):  # compare as stored (tuples become lists)
             raise ValueError(f"{run.path} holds a run with a different {key.replace('_', ' ')}; "
                              "use a new --run-dir (or delete this one) to start another run")
 
@@ -81,18 +83,20 @@ def train(options: TrainOptions) -> keras.callbacks.History:
 
     train_config = preset.train
     runtime.set_precision(options.mixed_precision)
-    runtime.enable_determinism(train_config.seed)
+    runtime.enable_determinism(train_config.seed, deterministic_ops=not options.xla)
     strategy = runtime.make_strategy(options.strategy)
     epochs = math.ceil(train_config.total_steps / train_config.steps_per_epoch)
     labels = (preset.label,) if preset.label else ()
     done_epochs = min(run.resume_epoch(), epochs)
     train_data = make_dataset(data_dir, "train", train_config.batch_size, representation=preset.representation,
                               shuffle=True, shuffle_buffer=train_config.shuffle_buffer, repeat=True,
-                              drop_remainder=True, labels=labels, seed=train_config.seed)
+                              drop_remainder=True, labels=labels, seed=train_config.seed, with_source_key=False)
     train_data = train_data.skip(done_epochs * train_config.steps_per_epoch)  # batches seen before the restart
-    validation = None
+    validation, validation_steps = None, None
     if manifest["splits"]["validation"]["examples"] > 0:
-        validation = make_dataset(data_dir, "validation", train_config.batch_size, shuffle=False, labels=labels)
+        validation_steps = math.ceil(manifest["splits"]["validation"]["examples"] / train_config.batch_size)
+        validation = make_dataset(data_dir, "validation", train_config.batch_size, shuffle=False, labels=labels,
+                                  with_source_key=False)
 
     with strategy.scope():
         model = build_model(preset, manifest)
@@ -100,6 +104,7 @@ def train(options: TrainOptions) -> keras.callbacks.History:
     run.checkpoints_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq="epoch", delete_checkpoint=False),
+        RandomStateBackup(run.backup_dir),
         keras.callbacks.ModelCheckpoint(str(run.checkpoints_dir / "epoch-{epoch:04d}.weights.h5"),
                                         save_weights_only=True),
         keras.callbacks.TensorBoard(str(run.logs_dir), update_freq=max(train_config.steps_per_epoch // 10, 1)),
@@ -112,7 +117,8 @@ def train(options: TrainOptions) -> keras.callbacks.History:
             monitor="val_loss" if validation is not None else "loss", patience=train_config.early_stopping_patience,
             restore_best_weights=True))
     history = model.fit(train_data, epochs=epochs, steps_per_epoch=train_config.steps_per_epoch,
-                        validation_data=validation, callbacks=callbacks, verbose=options.verbose)
+                        validation_data=validation, validation_steps=validation_steps, callbacks=callbacks,
+                        shuffle=False, verbose=options.verbose)  # the dataset shuffles itself, seeded
     model.save_weights(str(run.final_weights))
     return history
 

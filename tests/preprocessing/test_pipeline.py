@@ -65,6 +65,9 @@ def test_make_dataset_batches_with_shapes_dtypes_and_label_ids(gtzan_run):
     assert batch["genre_id"].dtype == tf.int64 and set(batch["genre_id"].numpy()) <= {0, 1}
     total = sum(int(b["audio"].shape[0]) for b in ds)
     assert total == manifest["splits"][split]["examples"]
+    assert SOURCE_KEY in batch
+    training = make_dataset(str(output), split=split, batch_size=3, with_source_key=False)
+    assert SOURCE_KEY not in next(iter(training))  # strings cannot enter an XLA-compiled train step
 
 
 def test_make_dataset_refuses_mismatches_and_explains_empty_splits(gtzan_run):

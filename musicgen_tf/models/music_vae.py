@@ -1,0 +1,548 @@
+"""MusicVAE and GrooVAE in Keras 3: a bidirectional LSTM encoder, a flat or hierarchical LSTM decoder, and the ELBO.
+
+Behavioural reference: Magenta's `magenta/models/music_vae/{base_model,lstm_models,lstm_utils,configs}.py`.
+
+    inputs ──StepFeatures──> [B, T, F] ──BidirectionalEncoder──> [B, 2H] ──Dense──> mu, Dense+softplus──> sigma
+    z = mu + sigma * eps                                           (float32 [B, latent_dim])
+    flat:          LstmStack(decoder) initialised from z, input at step t = [features(x[t-1]), z]
+    hierarchical:  LstmStack(conductor) initialised from z, run U steps on zeros -> one embedding e_u per segment;
+                   LstmStack(decoder) re-initialised from e_u at the start of every segment (Magenta's
+                   `HierarchicalLstmDecoder` with `disable_autoregression=True`), input = [features(x[t-1]), e_u]
+    logits = output_projection(decoder outputs)                   (float32 [B, T, D])
+
+Two output kinds:
+- `"categorical"`: one token per step (melody: 90 classes; drums: 512 bit-packed class sets), softmax cross-entropy.
+  With `drum_roll_input`, the LSTMs read the token's drum bits (C classes + a silence bit, computed in-graph with
+  `tf.bitwise`) instead of an embedding of 2**C classes, as Magenta's `roll_input=True`.
+- `"groove"`: GrooVAE's per-step (hits, velocities, offsets) for C drum classes; D = 3C outputs activated with
+  sigmoid / sigmoid / tanh, loss = sigmoid cross-entropy on hits + squared error on velocities and offsets, summed
+  over classes and time.  As Magenta's `GrooveLstmDecoder`, the squared errors are *not* masked by the hits (the
+  targets are 0 where there is no hit, so the model learns to output 0 there).
+
+Loss (Magenta's `base_model.py`), per example, then averaged over the batch:
+    kl       = KL(N(mu, sigma) || N(0, 1))                          nats
+    kl_cost  = max(kl - free_bits * ln 2, 0)
+    beta     = (1 - beta_rate ** step) * max_beta                   step = optimizer.iterations (resume-safe)
+    loss     = reconstruction + beta * kl_cost
+`fit` reports `loss`, `reconstruction_loss` (nats per sequence), `kl` (**bits** per sequence, Magenta's
+`losses/kl_bits`), `beta` and `accuracy` (token accuracy, or hit accuracy over all steps x classes for groove).
+
+Label conditioning (`num_labels > 0`, not in Magenta): `inputs[f"{label_key}_id"]` (int64 [B]) selects a learned
+embedding that is appended to every encoder input step and to z (hence to the decoder's initial state and inputs).
+A missing label or id -1 (an unknown label in `make_dataset`) gives a zero embedding, i.e. "no label".
+
+Generation (`sample`, `decode`, `interpolate`) is one `tf.while_loop` over the T steps that steps the same LSTM
+cells the fused layers use, with `tf.random.stateless_*` draws, so it runs eagerly, inside `tf.function` and in a
+SavedModel signature.  Not ported from Magenta: scheduled sampling, beam search, variable-length sequences and
+hierarchical *encoders*; gradient clipping (Magenta: global norm 1.0) and the learning-rate decay belong to the
+optimizer passed to `compile`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+CATEGORICAL = "categorical"
+GROOVE = "groove"
+GROOVE_FEATURES = ("hits", "velocities", "offsets")
+GREEDY_TEMPERATURE = 1e-4  # temperatures at or below this decode greedily (argmax, hits > 0.5)
+# Stateless generator for seeded sampling.  The same seed gives the same samples eagerly and in `tf.function` /
+# SavedModel; an XLA-compiled (`jit_compile=True`) caller gets a different, equally reproducible stream.
+RNG_ALG = "philox"
+
+
+# -- ELBO pieces (pure functions, tested on hand-computed values) ----------------------------------------------------
+
+def kl_divergence(z_mean, z_sigma):
+    """KL(N(mu, diag(sigma^2)) || N(0, I)) per example: float32 [B, latent] x2 -> float32 [B], in nats."""
+    return 0.5 * tf.reduce_sum(tf.square(z_mean) + tf.square(z_sigma) - 1.0 - 2.0 * tf.math.log(z_sigma), axis=-1)
+
+
+def free_bits_kl_cost(kl, free_bits):
+    """Magenta's `kl_cost = max(kl - free_bits * ln 2, 0)`: float32 [B] nats -> float32 [B] nats."""
+    return tf.maximum(kl - free_bits * math.log(2.0), 0.0)
+
+
+def kl_beta(step, max_beta, beta_rate):
+    """Magenta's KL weight `(1 - beta_rate ** step) * max_beta` at training step `step` -> float32 scalar."""
+    decay = tf.pow(tf.constant(beta_rate, tf.float64), tf.cast(step, tf.float64))  # float64: 0.99999 ** step
+    return tf.cast((1.0 - decay) * max_beta, tf.float32)
+
+
+def slerp(p0, p1, t):
+    """Spherical interpolation (Magenta's `_slerp`): p0, p1 float32 [D], t float32 [S] -> float32 [S, D].
+
+    Falls back to linear interpolation when the two vectors are (anti-)parallel.
+    """
+    t = tf.reshape(tf.cast(t, tf.float32), [-1, 1])
+    cos = tf.reduce_sum(tf.math.l2_normalize(p0) * tf.math.l2_normalize(p1))
+    omega = tf.acos(tf.clip_by_value(cos, -1.0, 1.0))
+    so = tf.sin(omega)
+    spherical = tf.sin((1.0 - t) * omega) / so * p0 + tf.sin(t * omega) / so * p1
+    return tf.where(tf.abs(so) < 1e-6, (1.0 - t) * p0 + t * p1, spherical)
+
+
+# -- layers -----------------------------------------------------------------------------------------------------------
+
+class StepFeatures(keras.layers.Layer):
+    """What an LSTM reads for one step of the sequence (shared by encoder and decoder).
+
+    categorical:          tokens int [...] -> embedding float [..., embedding_dim]
+    categorical + roll:   tokens int [...] -> [C drum bits, silence bit (, end-token bit)] float [..., C + 1 (+1)]
+    groove:               [hits | velocities | offsets] float [..., 3C] -> unchanged
+    """
+
+    def __init__(self, output_kind, vocab_size, num_classes, drum_roll_input, embedding_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.output_kind, self.vocab_size, self.num_classes = output_kind, vocab_size, num_classes
+        self.drum_roll_input, self.embedding_dim = drum_roll_input, embedding_dim
+        self.has_end_bit = drum_roll_input and vocab_size > 2 ** num_classes
+        self.embedding = None
+        if output_kind == CATEGORICAL and not drum_roll_input:
+            self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="token_embedding")
+
+    @property
+    def depth(self) -> int:
+        if self.output_kind == GROOVE:
+            return 3 * self.num_classes
+        if self.drum_roll_input:
+            return self.num_classes + 1 + self.has_end_bit
+        return self.embedding_dim
+
+    def build(self, input_shape=None):
+        if self.embedding is not None:
+            self.embedding.build((None,))
+
+    def call(self, x):
+        if self.output_kind == GROOVE:
+            return tf.cast(x, self.compute_dtype)
+        if self.embedding is not None:
+            return self.embedding(x)
+        tokens = tf.cast(x, tf.int64)
+        bits = tf.bitwise.bitwise_and(
+            tf.bitwise.right_shift(tokens[..., None], tf.range(self.num_classes, dtype=tf.int64)), 1)
+        columns = [tf.cast(bits, self.compute_dtype), tf.cast(tokens == 0, self.compute_dtype)[..., None]]
+        if self.has_end_bit:
+            columns.append(tf.cast(tokens == 2 ** self.num_classes, self.compute_dtype)[..., None])
+        return tf.concat(columns, axis=-1)
+
+
+class BidirectionalEncoder(keras.layers.Layer):
+    """Stacked bidirectional LSTMs: float [B, T, F] -> concatenated final h of both directions, [B, 2 * units[-1]].
+
+    `units` are per direction per layer (Magenta's `enc_rnn_size`); `dropout` is applied to every layer's input
+    (Magenta's `input_keep_prob = 1 - dropout`).
+    """
+
+    def __init__(self, units, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.dropout = tuple(units), dropout
+        self.dropouts = [keras.layers.Dropout(dropout, name=f"dropout_{i}") for i in range(len(self.units))]
+        self.layers = [keras.layers.Bidirectional(keras.layers.LSTM(u, return_sequences=True, return_state=True,
+                                                                    name=f"lstm_{i}"),
+                                                  name=f"bilstm_{i}") for i, u in enumerate(self.units)]
+
+    def build(self, input_shape):
+        depth = input_shape[-1]
+        for units, layer in zip(self.units, self.layers):
+            layer.build((None, None, depth))
+            depth = 2 * units
+
+    def call(self, x, training=False):
+        for dropout, layer in zip(self.dropouts, self.layers):
+            x, h_fw, _, h_bw, _ = layer(dropout(x, training=training), training=training)
+        return tf.concat([h_fw, h_bw], axis=-1)
+
+
+class LstmStack(keras.layers.Layer):
+    """Stacked unidirectional LSTMs whose initial state comes from an embedding (the decoder and the conductor).
+
+    `initial_state(e)`:  float [N, E] -> per layer [h, c], each [N, units[i]]  (Dense + tanh, Magenta's
+                         `initial_cell_state_from_embedding`, kernel ~ N(0, 0.001))
+    `call(x, states)`:   float [N, L, F] -> float [N, L, units[-1]]  (fused `keras.layers.LSTM`, teacher forcing)
+    `step(x, states)`:   float [N, F] -> (float [N, units[-1]], new states)  (the same weights, one step)
+    """
+
+    def __init__(self, units, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.dropout = tuple(units), dropout
+        self.dropouts = [keras.layers.Dropout(dropout, name=f"dropout_{i}") for i in range(len(self.units))]
+        self.lstms = [keras.layers.LSTM(u, return_sequences=True, name=f"lstm_{i}")
+                      for i, u in enumerate(self.units)]
+        self.state_projection = keras.layers.Dense(
+            2 * sum(self.units), activation="tanh", name="initial_state",
+            kernel_initializer=keras.initializers.RandomNormal(stddev=0.001))
+
+    def build(self, input_shape, embedding_shape):
+        depth = input_shape[-1]
+        for units, lstm in zip(self.units, self.lstms):
+            lstm.build((None, None, depth))
+            depth = units
+        self.state_projection.build(embedding_shape)
+
+    def initial_state(self, embedding):
+        flat = tf.split(self.state_projection(embedding), [u for u in self.units for _ in range(2)], axis=-1)
+        return [flat[2 * i:2 * i + 2] for i in range(len(self.units))]
+
+    def call(self, x, states, training=False):
+        for dropout, lstm, state in zip(self.dropouts, self.lstms, states):
+            x = lstm(dropout(x, training=training), initial_state=state, training=training)
+        return x
+
+    def step(self, x, states):
+        new_states = []
+        for lstm, state in zip(self.lstms, states):
+            x, state = lstm.cell(tf.cast(x, self.compute_dtype), state, training=False)
+            new_states.append(list(state))
+        return x, new_states
+
+
+# -- the model --------------------------------------------------------------------------------------------------------
+
+@keras.saving.register_keras_serializable(package="musicgen_tf")
+class MusicVAE(keras.Model):
+    """MusicVAE (categorical tokens, flat or hierarchical decoder) and GrooVAE (`output_kind="groove"`).
+
+    Inputs (the dict batches of `musicgen_tf.tfrecords.dataset.make_dataset`; other keys are ignored):
+      categorical: `{"tokens": int64 [B, T]}`;  groove: `{"hits", "velocities", "offsets": float32 [B, T, C]}`;
+      optional `{f"{label_key}_id": int64 [B]}` when `num_labels > 0`.
+    `call(inputs, training)` -> `{"logits": float32 [B, T, D], "z_mean", "z_sigma": float32 [B, latent_dim]}`
+      (teacher forcing; D = vocab_size, or 3C raw pre-activations [hits | velocities | offsets] for groove).
+
+    Defaults are Magenta's `cat-mel_2bar_small`; `hierdec-mel_16bar` is `seq_len=256, encoder_units=(2048, 2048),
+    latent_dim=512, decoder="hierarchical", conductor_units=(1024, 1024), decoder_units=(1024, 1024),
+    level_lengths=(16, 16), free_bits=256, max_beta=0.2, beta_rate=0.0`.
+    """
+
+    def __init__(self, output_kind=CATEGORICAL, vocab_size=90, num_classes=9, drum_roll_input=False, seq_len=32,
+                 encoder_units=(512,), latent_dim=256, decoder_units=(256, 256), decoder="flat",
+                 conductor_units=(1024, 1024), level_lengths=None, embedding_dim=64, dropout=0.0, free_bits=0.0,
+                 max_beta=0.2, beta_rate=0.99999, num_labels=0, label_dim=16, label_key="label", **kwargs):
+        super().__init__(**kwargs)
+        if output_kind not in (CATEGORICAL, GROOVE):
+            raise ValueError(f"output_kind must be {CATEGORICAL!r} or {GROOVE!r}, got {output_kind!r}")
+        if decoder not in ("flat", "hierarchical"):
+            raise ValueError(f"decoder must be 'flat' or 'hierarchical', got {decoder!r}")
+        if drum_roll_input and output_kind != CATEGORICAL:
+            raise ValueError("drum_roll_input applies to categorical drum tokens only")
+        if drum_roll_input and vocab_size not in (2 ** num_classes, 2 ** num_classes + 1):
+            raise ValueError(f"drum_roll_input needs vocab_size 2**num_classes (+1 end token) = {2 ** num_classes}, "
+                             f"got {vocab_size}")
+        if decoder == "hierarchical":
+            if level_lengths is None or len(level_lengths) != 2 or level_lengths[0] * level_lengths[1] != seq_len:
+                raise ValueError(f"hierarchical decoder needs level_lengths (segments, steps) whose product is "
+                                 f"seq_len={seq_len}, got {level_lengths}")
+        self.output_kind, self.vocab_size, self.num_classes = output_kind, int(vocab_size), int(num_classes)
+        self.drum_roll_input, self.seq_len = bool(drum_roll_input), int(seq_len)
+        self.encoder_units, self.latent_dim = tuple(encoder_units), int(latent_dim)
+        self.decoder_units, self.decoder_kind = tuple(decoder_units), decoder
+        self.conductor_units = tuple(conductor_units)
+        self.level_lengths = None if level_lengths is None else tuple(int(n) for n in level_lengths)
+        self.embedding_dim, self.dropout = int(embedding_dim), float(dropout)
+        self.free_bits, self.max_beta, self.beta_rate = float(free_bits), float(max_beta), float(beta_rate)
+        self.num_labels, self.label_dim, self.label_key = int(num_labels), int(label_dim), label_key
+        self.output_depth = self.vocab_size if output_kind == CATEGORICAL else 3 * self.num_classes
+        # (segments, steps per segment); the flat decoder is one segment of seq_len steps.
+        self.segments, self.segment_len = self.level_lengths if decoder == "hierarchical" else (1, self.seq_len)
+
+        self.step_features = StepFeatures(output_kind, self.vocab_size, self.num_classes, self.drum_roll_input,
+                                          self.embedding_dim, name="step_features")
+        self.label_embedding = (keras.layers.Embedding(self.num_labels, self.label_dim, name="label_embedding")
+                                if self.num_labels else None)
+        # Posterior noise from a model-owned generator: its state is saved with the weights, so a resumed run
+        # draws the same noise as an uninterrupted one.
+        self.noise = keras.random.SeedGenerator(name="posterior_noise")
+        self.encoder = BidirectionalEncoder(self.encoder_units, self.dropout, name="encoder")
+        init = keras.initializers.RandomNormal(stddev=0.001)  # Magenta's encoder/mu and encoder/sigma
+        self.z_mean_dense = keras.layers.Dense(self.latent_dim, kernel_initializer=init, dtype="float32",
+                                               name="z_mean")
+        self.z_sigma_dense = keras.layers.Dense(self.latent_dim, activation="softplus", kernel_initializer=init,
+                                                dtype="float32", name="z_sigma")
+        self.conductor = (LstmStack(self.conductor_units, self.dropout, name="conductor")
+                          if decoder == "hierarchical" else None)
+        self.decoder = LstmStack(self.decoder_units, self.dropout, name="decoder")
+        self.output_projection = keras.layers.Dense(self.output_depth, dtype="float32", name="output_projection")
+
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.beta_tracker = keras.metrics.Mean(name="beta")
+        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+        self.build()
+
+    # -- construction ------------------------------------------------------------------------------------------------
+
+    def build(self, input_shape=None):
+        """Create every weight from the config alone (so checkpoints load into a fresh `from_config` model)."""
+        label = self.label_dim if self.num_labels else 0
+        features = self.step_features.depth
+        self.step_features.build()
+        if self.label_embedding is not None:
+            self.label_embedding.build((None,))
+        self.encoder.build((None, self.seq_len, features + label))
+        self.z_mean_dense.build((None, 2 * self.encoder_units[-1]))
+        self.z_sigma_dense.build((None, 2 * self.encoder_units[-1]))
+        z_cond = self.latent_dim + label
+        if self.conductor is not None:
+            self.conductor.build((None, self.segments, 1), (None, z_cond))
+            segment_embedding = self.conductor_units[-1]
+        else:
+            segment_embedding = z_cond
+        self.decoder.build((None, self.segment_len, features + segment_embedding), (None, segment_embedding))
+        self.output_projection.build((None, self.decoder_units[-1]))
+        self.built = True
+
+    def get_config(self):
+        return {"name": self.name, "output_kind": self.output_kind, "vocab_size": self.vocab_size,
+                "num_classes": self.num_classes, "drum_roll_input": self.drum_roll_input, "seq_len": self.seq_len,
+                "encoder_units": list(self.encoder_units), "latent_dim": self.latent_dim,
+                "decoder_units": list(self.decoder_units), "decoder": self.decoder_kind,
+                "conductor_units": list(self.conductor_units),
+                "level_lengths": None if self.level_lengths is None else list(self.level_lengths),
+                "embedding_dim": self.embedding_dim, "dropout": self.dropout, "free_bits": self.free_bits,
+                "max_beta": self.max_beta, "beta_rate": self.beta_rate, "num_labels": self.num_labels,
+                "label_dim": self.label_dim, "label_key": self.label_key}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # -- inputs ------------------------------------------------------------------------------------------------------
+
+    @property
+    def input_keys(self) -> tuple[str, ...]:
+        """The batch keys the model reads: its features and, when conditioned, `f"{label_key}_id"`."""
+        keys = ("tokens",) if self.output_kind == CATEGORICAL else GROOVE_FEATURES
+        return keys + ((f"{self.label_key}_id",) if self.num_labels else ())
+
+    def _targets(self, inputs):
+        """Decoder targets: categorical int32 [B, T]; groove float32 [B, T, 3C] = [hits | velocities | offsets]."""
+        if self.output_kind == CATEGORICAL:
+            targets = tf.cast(inputs["tokens"], tf.int32)
+        else:
+            targets = tf.concat([tf.cast(inputs[k], tf.float32) for k in GROOVE_FEATURES], axis=-1)
+        if targets.shape[1] is not None and targets.shape[1] != self.seq_len:
+            raise ValueError(f"sequences have {targets.shape[1]} steps but the model was built for "
+                             f"seq_len={self.seq_len}")
+        return targets
+
+    def _label_vector(self, labels, batch_size):
+        """int [B] label ids (or None) -> compute-dtype [B, label_dim]; ids < 0 and None give zeros."""
+        if labels is None:
+            return tf.zeros([batch_size, self.label_dim], self.compute_dtype)
+        labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+        known = labels >= 0
+        vector = self.label_embedding(tf.where(known, labels, 0))
+        return tf.cast(vector, self.compute_dtype) * tf.cast(known, self.compute_dtype)[:, None]
+
+    def _conditioning(self, z, label_vector):
+        """z float32 [B, latent] (+ label [B, label_dim]) -> compute-dtype [B, latent (+ label_dim)]."""
+        z = tf.cast(z, self.compute_dtype)
+        return z if label_vector is None else tf.concat([z, label_vector], axis=-1)
+
+    # -- encoder / decoder -------------------------------------------------------------------------------------------
+
+    def _encode(self, targets, label_vector, training=False):
+        """targets ([B, T] or [B, T, 3C]) -> (z_mean, z_sigma), float32 [B, latent_dim]."""
+        x = self.step_features(targets)
+        if label_vector is not None:
+            x = tf.concat([x, tf.tile(label_vector[:, None], [1, tf.shape(x)[1], 1])], axis=-1)
+        h = tf.cast(self.encoder(x, training=training), tf.float32)
+        return self.z_mean_dense(h), self.z_sigma_dense(h)
+
+    def _segment_embeddings(self, z_cond, training=False):
+        """z_cond [B, Z] -> the embedding that starts each segment, compute-dtype [B, segments, E]."""
+        if self.conductor is None:
+            return z_cond[:, None]
+        zeros = tf.zeros([tf.shape(z_cond)[0], self.segments, 1], self.compute_dtype)
+        return self.conductor(zeros, self.conductor.initial_state(z_cond), training=training)
+
+    def _decode_teacher_forced(self, targets, z_cond, training=False):
+        """targets + z_cond [B, Z] -> logits float32 [B, T, D].  All segments run as one batch of B * U sequences."""
+        features = self.step_features(targets)  # [B, T, F]
+        previous = tf.pad(features[:, :-1], [[0, 0], [1, 0], [0, 0]])  # Magenta's x_input: zeros, then x[t-1]
+        embeddings = self._segment_embeddings(z_cond, training)  # [B, U, E]
+        batch, depth = tf.shape(features)[0], features.shape[-1]
+        previous = tf.reshape(previous, [batch * self.segments, self.segment_len, depth])
+        embeddings = tf.reshape(embeddings, [batch * self.segments, embeddings.shape[-1]])
+        x = tf.concat([previous, tf.tile(embeddings[:, None], [1, self.segment_len, 1])], axis=-1)
+        h = self.decoder(x, self.decoder.initial_state(embeddings), training=training)  # [B * U, L, H]
+        logits = self.output_projection(h)
+        return tf.reshape(logits, [batch, self.seq_len, self.output_depth])
+
+    def call(self, inputs, training=False):
+        targets = self._targets(inputs)
+        label_vector = None
+        if self.num_labels:
+            label_vector = self._label_vector(inputs.get(f"{self.label_key}_id"), tf.shape(targets)[0])
+        z_mean, z_sigma = self._encode(targets, label_vector, training)
+        z = z_mean + z_sigma * keras.random.normal(tf.shape(z_mean), seed=self.noise) if training else z_mean
+        logits = self._decode_teacher_forced(targets, self._conditioning(z, label_vector), training)
+        return {"logits": logits, "z_mean": z_mean, "z_sigma": z_sigma}
+
+    # -- losses ------------------------------------------------------------------------------------------------------
+
+    def reconstruction_loss(self, targets, logits):
+        """targets, logits float32 [B, T, D] -> (loss float32 [B] nats summed over time, accuracy scalar)."""
+        if self.output_kind == CATEGORICAL:
+            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+            correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), targets)
+            return tf.reduce_sum(losses, axis=1), tf.reduce_mean(tf.cast(correct, tf.float32))
+        target_hits, target_velocities, target_offsets = tf.split(targets, 3, axis=-1)
+        hit_logits, velocity_logits, offset_logits = tf.split(logits, 3, axis=-1)
+        hits = tf.nn.sigmoid_cross_entropy_with_logits(labels=target_hits, logits=hit_logits)
+        velocities = tf.square(tf.sigmoid(velocity_logits) - target_velocities)
+        offsets = tf.square(tf.tanh(offset_logits) - target_offsets)
+        correct = tf.equal(hit_logits > 0.0, target_hits > 0.5)
+        return tf.reduce_sum(hits + velocities + offsets, axis=[1, 2]), tf.reduce_mean(tf.cast(correct, tf.float32))
+
+    def compute_losses(self, inputs, training=False):
+        """One batch -> dict of scalars: loss, reconstruction_loss (nats), kl (bits), kl_cost (nats), beta, accuracy."""
+        outputs = self(inputs, training=training)
+        reconstruction, accuracy = self.reconstruction_loss(self._targets(inputs), outputs["logits"])
+        kl = kl_divergence(outputs["z_mean"], outputs["z_sigma"])
+        kl_cost = free_bits_kl_cost(kl, self.free_bits)
+        step = self.optimizer.iterations if self.optimizer is not None else 0
+        beta = kl_beta(step, self.max_beta, self.beta_rate)
+        reconstruction, kl_cost = tf.reduce_mean(reconstruction), tf.reduce_mean(kl_cost)
+        return {"loss": reconstruction + beta * kl_cost, "reconstruction_loss": reconstruction,
+                "kl": tf.reduce_mean(kl) / math.log(2.0), "kl_cost": kl_cost, "beta": beta, "accuracy": accuracy}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker, self.beta_tracker,
+                self.accuracy_tracker]
+
+    def _update_metrics(self, losses):
+        for tracker in self.metrics:
+            tracker.update_state(losses[tracker.name])
+        return {tracker.name: tracker.result() for tracker in self.metrics}
+
+    def train_step(self, data):
+        inputs = data[0] if isinstance(data, (tuple, list)) else data
+        with tf.GradientTape() as tape:
+            losses = self.compute_losses(inputs, training=True)
+            # Gradients are summed over replicas, so each replica contributes loss / replicas (as Keras does).
+            loss = losses["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
+            loss = self.optimizer.scale_loss(loss)  # LossScaleOptimizer under mixed_float16, else unchanged
+        gradients = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        return self._update_metrics(losses)
+
+    def test_step(self, data):
+        inputs = data[0] if isinstance(data, (tuple, list)) else data
+        return self._update_metrics(self.compute_losses(inputs, training=False))
+
+    # -- generation --------------------------------------------------------------------------------------------------
+
+    def encode(self, inputs):
+        """Batch dict (as `call`) -> (z_mean, z_sigma), float32 [B, latent_dim] (deterministic)."""
+        targets = self._targets(inputs)
+        label_vector = None
+        if self.num_labels:
+            label_vector = self._label_vector(inputs.get(f"{self.label_key}_id"), tf.shape(targets)[0])
+        return self._encode(targets, label_vector, training=False)
+
+    def sample(self, num, temperature=1.0, seed=None, labels=None):
+        """Decode `num` draws z ~ N(0, I).
+
+        num: int or int32 scalar; temperature: float scalar (<= 1e-4: greedy); seed: int [2] (reproducible) or None;
+        labels: int [num] label ids or None.  Returns what `decode` returns.
+        """
+        seed = self._seed(seed)
+        z_seed, decode_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2, alg=RNG_ALG))
+        z = tf.random.stateless_normal(tf.stack([num, self.latent_dim]), seed=z_seed, alg=RNG_ALG)
+        return self.decode(z, temperature=temperature, seed=decode_seed, labels=labels)
+
+    def decode(self, z, temperature=1.0, seed=None, labels=None):
+        """z float32 [N, latent_dim] -> categorical tokens int32 [N, T], or groove
+        `{"hits": float32 [N, T, C] in {0, 1}, "velocities": [N, T, C] in (0, 1), "offsets": [N, T, C] in (-1, 1)}`.
+
+        Autoregressive: one `tf.while_loop` over T steps feeding back each step's sample (argmax / hits > 0.5 when
+        temperature <= 1e-4).  seed: int [2] or None; labels: int [N] or None (conditioned models).
+        """
+        z = tf.convert_to_tensor(z, tf.float32)
+        batch = tf.shape(z)[0]
+        label_vector = self._label_vector(labels, batch) if self.num_labels else None
+        return self._sample_loop(self._conditioning(z, label_vector), temperature, self._seed(seed))
+
+    def interpolate(self, inputs_a, inputs_b, steps, labels=None):
+        """Greedy decodes of `steps` points on the slerp between the z means of two sequences.
+
+        inputs_a, inputs_b: one example each (as `call`, batch dim of 1 optional); steps: int.
+        Returns tokens int32 [steps, T] (or the groove dict with leading dim `steps`); row 0 / -1 decode the means
+        of a / b.  labels: int scalar or [steps] label id for conditioned models.
+        """
+        z_a, z_b = self.encode(self._one(inputs_a))[0][0], self.encode(self._one(inputs_b))[0][0]
+        z = slerp(z_a, z_b, tf.linspace(0.0, 1.0, steps))
+        if labels is not None:
+            labels = tf.broadcast_to(tf.cast(labels, tf.int32), [tf.shape(z)[0]])
+        return self.decode(z, temperature=0.0, seed=[0, 0], labels=labels)
+
+    def _one(self, inputs):
+        """Add the batch dim to a single unbatched example."""
+        rank = 1 if self.output_kind == CATEGORICAL else 2
+        out = {}
+        for key in self.input_keys:
+            if key in inputs:
+                value = tf.convert_to_tensor(inputs[key])
+                expected = rank if key in ("tokens",) + GROOVE_FEATURES else 0
+                out[key] = value[None] if value.shape.rank == expected else value
+        return out
+
+    @staticmethod
+    def _seed(seed):
+        if seed is None:
+            return tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int64)
+        return tf.cast(tf.convert_to_tensor(seed), tf.int64)
+
+    def _sample_step(self, logits, temperature, seed):
+        """One step's output float32 [N, D] -> (value to store, next decoder input features)."""
+        greedy = temperature <= GREEDY_TEMPERATURE
+        scaled = logits / tf.maximum(temperature, GREEDY_TEMPERATURE)
+        if self.output_kind == CATEGORICAL:
+            drawn = tf.random.stateless_categorical(scaled, 1, seed=seed, dtype=tf.int32)[:, 0]
+            tokens = tf.where(greedy, tf.argmax(logits, axis=-1, output_type=tf.int32), drawn)
+            return tokens, self.step_features(tokens)
+        hit_logits, velocity_logits, offset_logits = tf.split(logits, 3, axis=-1)
+        hit_scaled = tf.split(scaled, 3, axis=-1)[0]
+        drawn = tf.random.stateless_uniform(tf.shape(hit_logits), seed=seed, alg=RNG_ALG) < tf.sigmoid(hit_scaled)
+        hits = tf.cast(tf.where(greedy, hit_logits > 0.0, drawn), tf.float32)
+        value = tf.concat([hits, tf.sigmoid(velocity_logits), tf.tanh(offset_logits)], axis=-1)
+        return value, self.step_features(value)
+
+    def _sample_loop(self, z_cond, temperature, seed):
+        """z_cond [N, Z] -> samples; the decoder state is reset from the segment embedding every segment_len steps."""
+        temperature = tf.cast(temperature, tf.float32)
+        batch = tf.shape(z_cond)[0]
+        embeddings = self._segment_embeddings(z_cond)  # [N, U, E]
+        flat_states = self.decoder.initial_state(tf.reshape(embeddings, [-1, embeddings.shape[-1]]))
+        initial_states = [[tf.reshape(s, [batch, self.segments, s.shape[-1]]) for s in layer]
+                          for layer in flat_states]  # per layer [h, c], each [N, U, units]
+        states = [[s[:, 0] for s in layer] for layer in initial_states]
+        previous = tf.zeros([batch, self.step_features.depth], self.compute_dtype)
+        dtype = tf.int32 if self.output_kind == CATEGORICAL else tf.float32
+        outputs = tf.TensorArray(dtype, size=self.seq_len, element_shape=None)
+
+        def body(t, previous, states, outputs):
+            segment = t // self.segment_len
+            reset = tf.equal(t % self.segment_len, 0)
+            states = [[tf.where(reset, tf.gather(init, segment, axis=1), s) for init, s in zip(init_layer, layer)]
+                      for init_layer, layer in zip(initial_states, states)]
+            x = tf.concat([previous, tf.gather(embeddings, segment, axis=1)], axis=-1)
+            h, states = self.decoder.step(x, states)
+            logits = self.output_projection(h)
+            value, previous = self._sample_step(logits, temperature,
+                                                tf.random.experimental.stateless_fold_in(seed, t, alg=RNG_ALG))
+            return t + 1, tf.cast(previous, self.compute_dtype), states, outputs.write(t, value)
+
+        _, _, _, outputs = tf.while_loop(lambda t, *_: t < self.seq_len, body,
+                                         (tf.constant(0), previous, states, outputs),
+                                         maximum_iterations=self.seq_len)
+        stacked = tf.transpose(outputs.stack(), [1, 0] + ([2] if self.output_kind == GROOVE else []))
+        if self.output_kind == CATEGORICAL:
+            return tf.ensure_shape(stacked, [None, self.seq_len])
+        return dict(zip(GROOVE_FEATURES, tf.split(stacked, 3, axis=-1)))
