@@ -19,6 +19,7 @@ DEFAULT_REPRESENTATIONS = {
     "music21-essen": "melody",
 }
 DEMO_TUNES = 2000
+DEMO_PRESET = "cat-mel_2bar_cpu"
 
 
 def _parse_param(text: str):
@@ -137,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--temperature", type=float, default=1.0)
     generate.add_argument("--seed", type=int, help="same seed, same samples")
     generate.add_argument("--label", help="for a conditioned model: the label value (e.g. a style) to sample")
+    generate.add_argument("--prompt", help='melody models: continue this melody, e.g. "60 _ _ 62 _ 64"')
+    generate.add_argument("--steps", type=int, default=64, help="with --prompt: symbols to add")
     interpolate = commands.add_parser("interpolate", help="walk the latent space from one MIDI file to another")
     interpolate.add_argument("midi_a")
     interpolate.add_argument("midi_b")
@@ -147,19 +150,32 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(reconstruct, "reconstruction")
     reconstruct.add_argument("--temperature", type=float, default=0.0)
 
-    demo = commands.add_parser("demo", help="preprocess the Essen folksongs shipped with music21 (no download)")
-    demo.add_argument("--output", default="demo_out", help="run folder (TFRecords go to OUTPUT/tfrecords)")
+    demo = commands.add_parser("demo", help="Essen folksongs shipped with music21 -> TFRecords -> a melody "
+                               "MusicVAE trained for a few minutes -> MIDI/WAV/PNG samples (no download)")
+    demo.add_argument("--output", default="demo_out", help="folder for tfrecords/, run/ and samples/")
     demo.add_argument("--limit", type=int, default=DEMO_TUNES, help="number of tunes (0 = all 8514)")
     demo.add_argument("--workers", type=int, default=2)
+    demo.add_argument("--steps", type=int, help="training steps (default: the cat-mel_2bar_cpu preset's)")
     return parser
 
 
 def run_demo(args, extra):
+    """The whole path on real data that ships with music21: preprocess, train, sample."""
+    from musicgen_tf import generation
+    from musicgen_tf.train.trainer import TrainOptions, train
+
+    records, run_dir = os.path.join(args.output, "tfrecords"), os.path.join(args.output, "run")
     preprocess_args = argparse.Namespace(
-        dataset="music21-essen", input=None, output=os.path.join(args.output, "tfrecords"),
-        representation="melody", param=[], limit=args.limit or None, num_shards=4, workers=args.workers,
-        genres=None, pop1k7_variant="midi_analyzed", overwrite=True)
+        dataset="music21-essen", input=None, output=records, representation=None, preset=DEMO_PRESET, param=[],
+        limit=args.limit or None, num_shards=4, workers=args.workers, genres=None, pop1k7_variant="midi_analyzed",
+        overwrite=True)
     run_preprocess_command(preprocess_args, extra)
+    print(f"\ntraining {DEMO_PRESET} (TensorBoard: tensorboard --logdir {run_dir}/logs)")
+    train(TrainOptions(preset=DEMO_PRESET, data=records, run_dir=run_dir, steps=args.steps))
+    samples = os.path.join(args.output, "samples")
+    results = generation.generate(run_dir, samples, num=8, temperature=0.5, seed=0)
+    print(f"\n{len(results)} samples in {samples}/ (MIDI, WAV, piano-roll PNG), e.g.")
+    print("  " + "  ".join(str(path) for path in results[0].values()))
 
 
 def run_train(args) -> None:
@@ -175,7 +191,10 @@ def run_train(args) -> None:
 def run_generation(args) -> None:
     from musicgen_tf import generation
 
-    if args.command == "generate":
+    if args.command == "generate" and args.prompt:
+        results = generation.continue_melody(args.run_dir, args.prompt, args.out, steps=args.steps,
+                                             temperature=args.temperature, seed=args.seed, checkpoint=args.checkpoint)
+    elif args.command == "generate":
         results = generation.generate(args.run_dir, args.out, num=args.num, temperature=args.temperature,
                                       seed=args.seed, checkpoint=args.checkpoint, label=args.label)
     elif args.command == "interpolate":

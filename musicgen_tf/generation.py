@@ -17,12 +17,16 @@ from musicgen_tf.music.midi_io import midi_file_to_note_sequence
 from musicgen_tf.train.trainer import load_trained_model
 
 
-def _render(pieces, out_dir: str, prefix: str) -> list[dict]:
+MONOPHONIC = ("melody", "melody_timeseries")  # representations whose results also get sheet music
+
+
+def _render(pieces, out_dir: str, prefix: str, representation: str = "") -> list[dict]:
     from musicgen_tf.music import render
 
     out = Path(os.path.expanduser(out_dir))
     out.mkdir(parents=True, exist_ok=True)
-    return [render.render_all(piece, out, f"{prefix}-{index:02d}") for index, piece in enumerate(pieces)]
+    return [render.render_all(piece, out, f"{prefix}-{index:02d}", musicxml=representation in MONOPHONIC)
+            for index, piece in enumerate(pieces)]
 
 
 def generate(run_dir: str, out_dir: str, num: int = 8, temperature: float = 1.0, seed: int | None = None,
@@ -32,7 +36,21 @@ def generate(run_dir: str, out_dir: str, num: int = 8, temperature: float = 1.0,
     seed_pair = None if seed is None else [seed, 0]
     outputs = run.model.sample(num, temperature=temperature, seed=seed_pair, labels=run.label_ids(label, num))
     pieces = [run.converter.from_example(example) for example in outputs_to_examples(outputs)]
-    return _render(pieces, out_dir, "sample")
+    return _render(pieces, out_dir, "sample", run.preset.representation)
+
+
+def continue_melody(run_dir: str, prompt: str, out_dir: str, steps: int = 64, temperature: float = 1.0,
+                    seed: int | None = None, checkpoint: str | None = None) -> list[dict]:
+    """Continue a typed melody ("60 _ _ 62 _ 64", seed 002's symbols) with a model that can (the melody β-VAE)."""
+    run = load_trained_model(run_dir, checkpoint)
+    if not hasattr(run.model, "continue_melody") or not hasattr(run.converter, "encode_symbols"):
+        raise MusicgenError(f"--prompt needs a melody model that continues melodies (beta_vae_melody); "
+                            f"{run.preset.name} cannot")
+    tokens = run.model.continue_melody(run.converter.encode_symbols(prompt), steps, temperature=temperature,
+                                       seed=None if seed is None else [seed, 0])
+    piece = run.converter.from_example({"tokens": np.asarray(tokens)})
+    print(f"  {run.converter.decode_symbols(tokens)}")
+    return _render([piece], out_dir, "continuation", run.preset.representation)
 
 
 def _first_example(converter, midi_path: str) -> dict[str, np.ndarray]:
@@ -57,7 +75,7 @@ def interpolate(run_dir: str, midi_a: str, midi_b: str, out_dir: str, steps: int
     a, b = (_batch([_first_example(run.converter, path)]) for path in (midi_a, midi_b))
     outputs = run.model.interpolate(a, b, steps)
     pieces = [run.converter.from_example(example) for example in outputs_to_examples(outputs)]
-    return _render(pieces, out_dir, "interpolation")
+    return _render(pieces, out_dir, "interpolation", run.preset.representation)
 
 
 def reconstruct(run_dir: str, midi: str, out_dir: str, temperature: float = 0.0,
@@ -69,4 +87,4 @@ def reconstruct(run_dir: str, midi: str, out_dir: str, temperature: float = 0.0,
     outputs = run.model.decode(z_mean, temperature=temperature)
     pieces = [run.converter.from_example(example) for example in outputs_to_examples(outputs)]
     original = run.converter.from_example({k: v[0] for k, v in example.items()})
-    return _render([original] + pieces, out_dir, "reconstruction")
+    return _render([original] + pieces, out_dir, "reconstruction", run.preset.representation)

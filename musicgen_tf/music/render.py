@@ -421,15 +421,30 @@ def spectrogram_image(samples, sample_rate: int, title: str | None = None) -> np
 # ------------------------------------------------------------------------------------------------------ together
 
 
-def render_all(ns: music_pb2.NoteSequence, out_dir, stem: str, sample_rate: int = DEFAULT_SAMPLE_RATE,
-               use_fluidsynth: bool | None = None, title: str | None = None) -> dict[str, str]:
-    """Write `<stem>.mid`, `<stem>.wav` and `<stem>.png` (piano roll) into out_dir.
+def write_musicxml(ns: music_pb2.NoteSequence, path) -> str:
+    """Sheet music (MusicXML, opens in MuseScore) via music21, which quantizes and spells the notes."""
+    import music21
 
-    Returns {"mid": path, "wav": path, "png": path}; `fluidsynth_available()` tells which synth made the WAV
-    when use_fluidsynth is None.
+    with tempfile.TemporaryDirectory() as folder:
+        midi = write_midi(ns, Path(folder) / "score.mid")
+        score = music21.converter.parse(midi, format="midi", quantizePost=True)
+        score.write("musicxml", fp=str(path))
+    return str(path)
+
+
+def render_all(ns: music_pb2.NoteSequence, out_dir, stem: str, sample_rate: int = DEFAULT_SAMPLE_RATE,
+               use_fluidsynth: bool | None = None, title: str | None = None,
+               musicxml: bool = False) -> dict[str, str]:
+    """Write `<stem>.mid`, `<stem>.wav`, `<stem>.png` (piano roll) and, with `musicxml`, `<stem>.musicxml`.
+
+    Returns {"mid": path, "wav": path, "png": path[, "musicxml": path]}; `fluidsynth_available()` tells which
+    synth made the WAV when use_fluidsynth is None.
     """
     out_dir = Path(out_dir)
     audio = synthesize(ns, sample_rate, use_fluidsynth=use_fluidsynth)
-    return {"mid": write_midi(ns, out_dir / f"{stem}.mid"),
-            "wav": write_wav(audio, out_dir / f"{stem}.wav"),
-            "png": piano_roll_png(ns, out_dir / f"{stem}.png", title=title if title is not None else stem)}
+    paths = {"mid": write_midi(ns, out_dir / f"{stem}.mid"),
+             "wav": write_wav(audio, out_dir / f"{stem}.wav"),
+             "png": piano_roll_png(ns, out_dir / f"{stem}.png", title=title if title is not None else stem)}
+    if musicxml:
+        paths["musicxml"] = write_musicxml(ns, out_dir / f"{stem}.musicxml")
+    return paths

@@ -244,3 +244,15 @@ def test_render_all_writes_mid_wav_png(tmp_path):
     assert soundfile.info(paths["wav"]).frames == _expected_length(8.0)
     with Image.open(paths["png"]) as image:
         assert image.size == (1000, 400)
+
+
+def test_musicxml_sheet_for_a_melody(tmp_path):
+    import music21
+
+    ns = music_pb2.NoteSequence()
+    ns.tempos.add(qpm=120)
+    for index, pitch in enumerate([60, 62, 64, 65]):
+        ns.notes.add(pitch=pitch, velocity=80, start_time=index * 0.5, end_time=index * 0.5 + 0.5)
+    path = render.write_musicxml(ns, tmp_path / "melody.musicxml")
+    score = music21.converter.parse(path)
+    assert [n.pitch.midi for n in score.flatten().notes] == [60, 62, 64, 65]

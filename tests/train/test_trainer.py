@@ -99,7 +99,8 @@ def test_rerun_with_another_preset_is_refused(melody_records, tmp_path):
 def test_generate_interpolate_reconstruct_write_music(melody_records, tmp_path):
     train(_options(melody_records, tmp_path / "run", epochs=2))
     samples = generation.generate(str(tmp_path / "run"), str(tmp_path / "samples"), num=3, temperature=0.5, seed=7)
-    assert len(samples) == 3 and all(os.path.isfile(p[kind]) for p in samples for kind in ("mid", "wav", "png"))
+    kinds = ("mid", "wav", "png", "musicxml")  # melodies also get sheet music
+    assert len(samples) == 3 and all(os.path.isfile(p[kind]) for p in samples for kind in kinds)
     again = generation.generate(str(tmp_path / "run"), str(tmp_path / "again"), num=3, temperature=0.5, seed=7)
     assert [open(p["mid"], "rb").read() for p in samples] == [open(p["mid"], "rb").read() for p in again]
     melodies = sorted((melody_records.parent).glob("melodies*/melody_0[01].mid"))
