@@ -44,6 +44,20 @@ class Converter(abc.ABC):
     name: ClassVar[str]
     input_kind: ClassVar[str] = "note_sequence"  # or "waveform"
     schema_version: ClassVar[int] = 1
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}  # named parameter sets, e.g. Magenta's config names
+
+    @classmethod
+    def from_preset(cls, preset: str, **overrides) -> "Converter":
+        """The converter of a named configuration, e.g. `MelodyConverter.from_preset("cat-mel_2bar_small")`."""
+        if preset not in cls.presets:
+            raise ValueError(f"unknown {cls.name} preset {preset!r}; choose one of {sorted(cls.presets)}")
+        return cls(**{**cls.presets[preset], **overrides})
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and other.params() == self.params()
+
+    def __hash__(self) -> int:
+        return hash(repr(sorted(self.params().items())))
 
     @abc.abstractmethod
     def params(self) -> dict[str, Any]:

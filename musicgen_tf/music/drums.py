@@ -132,6 +132,7 @@ class DrumsConverter(Converter):
     """
 
     name = "drums"
+    presets = PRESETS
 
     def __init__(self, max_bars: int | None = 100, slice_bars: int | None = 2, gap_bars: float | None = 1.0,
                  drum_map="reduced", add_end_token: bool = False, steps_per_quarter: int = 4,
@@ -162,11 +163,6 @@ class DrumsConverter(Converter):
         self.end_token = self.output_depth - 1 if self.add_end_token else None
         self.token_end = 2 ** self.num_classes if self.add_end_token else None  # end token id among the tokens
 
-    @classmethod
-    def from_preset(cls, preset: str, **overrides) -> "DrumsConverter":
-        if preset not in PRESETS:
-            raise ValueError(f"unknown drums preset {preset!r}; choose one of {sorted(PRESETS)}")
-        return cls(**{**PRESETS[preset], **overrides})
 
     def params(self):
         return {"max_bars": self.max_bars, "slice_bars": self.slice_bars, "gap_bars": self.gap_bars,
@@ -176,10 +172,6 @@ class DrumsConverter(Converter):
                 "roll_output": self.roll_output, "max_tensors_per_notesequence": self.max_tensors_per_notesequence,
                 "presplit_on_time_changes": self.presplit_on_time_changes}
 
-    def __eq__(self, other):
-        return type(other) is type(self) and other.params() == self.params()
-
-    __hash__ = None
 
     @property
     def num_tokens(self) -> int:

@@ -68,6 +68,7 @@ class GrooveConverter(Converter):
     """
 
     name = "groovae"
+    presets = PRESETS
 
     def __init__(self, split_bars: int | None = 2, steps_per_quarter: int = 4, quarters_per_bar: int = 4,
                  max_tensors_per_notesequence: int | None = None, pitch_classes="roland",
@@ -103,11 +104,6 @@ class GrooveConverter(Converter):
         self.max_note_dropout_probability = max_note_dropout_probability
         self.drums_only = bool(drums_only)
 
-    @classmethod
-    def from_preset(cls, preset: str, **overrides) -> "GrooveConverter":
-        if preset not in PRESETS:
-            raise ValueError(f"unknown groovae preset {preset!r}; choose one of {sorted(PRESETS)}")
-        return cls(**{**PRESETS[preset], **overrides})
 
     def params(self):
         return {"split_bars": self.split_bars, "steps_per_quarter": self.steps_per_quarter,
@@ -119,10 +115,6 @@ class GrooveConverter(Converter):
                 "hits_as_controls": self.hits_as_controls,
                 "max_note_dropout_probability": self.max_note_dropout_probability, "drums_only": self.drums_only}
 
-    def __eq__(self, other):
-        return type(other) is type(self) and other.params() == self.params()
-
-    __hash__ = None
 
     @property
     def input_depth(self) -> int:

@@ -99,6 +99,7 @@ class MelodyConverter(Converter):
     """
 
     name = "melody"
+    presets = PRESETS
 
     def __init__(self, min_pitch: int = PIANO_MIN_MIDI_PITCH, max_pitch: int = PIANO_MAX_MIDI_PITCH,
                  valid_programs: list[int] | None = None, skip_polyphony: bool = False, max_bars: int | None = 100,
@@ -125,12 +126,6 @@ class MelodyConverter(Converter):
         self.encoding = note_seq.MelodyOneHotEncoding(self.min_pitch, self.max_pitch + 1)
         self.end_token = self.encoding.num_classes if self.add_end_token else None
 
-    @classmethod
-    def from_preset(cls, preset: str, **overrides) -> "MelodyConverter":
-        """The data converter of a MusicVAE config, e.g. `from_preset("cat-mel_2bar_small")`."""
-        if preset not in PRESETS:
-            raise ValueError(f"unknown melody preset {preset!r}; choose one of {sorted(PRESETS)}")
-        return cls(**{**PRESETS[preset], **overrides})
 
     # -- interface -----------------------------------------------------------------------------------------------
 
@@ -143,10 +138,6 @@ class MelodyConverter(Converter):
                 "max_tensors_per_notesequence": self.max_tensors_per_notesequence,
                 "presplit_on_time_changes": self.presplit_on_time_changes}
 
-    def __eq__(self, other):
-        return type(other) is type(self) and other.params() == self.params()
-
-    __hash__ = None
 
     @property
     def input_depth(self) -> int:

@@ -111,11 +111,6 @@ class MelodyTimeSeriesConverter(Converter):
     def vocab_size(self) -> int:
         return len(self.symbols)
 
-    def __eq__(self, other) -> bool:
-        return type(other) is type(self) and other.params() == self.params()
-
-    def __hash__(self) -> int:
-        return hash(repr(sorted(self.params().items())))
 
     # -- symbols <-> ids (the CLI prompt "60 _ _ 62 _ 64")
     def encode_symbols(self, text: str) -> np.ndarray:

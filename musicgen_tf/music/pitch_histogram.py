@@ -56,11 +56,6 @@ class PitchHistogramConverter(Converter):
     def feature_spec(self) -> dict[str, Feature]:
         return {"histogram": Feature("float32", (NUM_PITCHES,))}
 
-    def __eq__(self, other) -> bool:
-        return type(other) is type(self) and other.params() == self.params()
-
-    def __hash__(self) -> int:
-        return hash(repr(sorted(self.params().items())))
 
     def to_examples(self, ns: music_pb2.NoteSequence) -> list[dict[str, np.ndarray]]:
         path = ns.filename or ns.id or "<sequence>"

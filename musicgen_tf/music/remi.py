@@ -444,11 +444,6 @@ class RemiConverter(Converter):
             ns.total_time = max(ns.total_time, to_seconds(s + d))
         return ns
 
-    def __eq__(self, other) -> bool:
-        return type(other) is type(self) and other.params() == self.params()
-
-    def __hash__(self) -> int:
-        return hash(repr(sorted(self.params().items())))
 
 
 __all__ = ["RemiConverter", "RemiVocabulary", "parse_chord_label", "chord_figure", "seconds_to_quarters_fn",
