@@ -132,23 +132,36 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--checkpoint", help="weights file or epoch number (default: the newest weights)")
         command.add_argument("--out", default=out_default, help="output folder for MIDI/WAV/PNG")
 
-    generate = commands.add_parser("generate", help="sample new pieces: MIDI, WAV and piano-roll PNG")
+    generate = commands.add_parser(
+        "generate", help="sample new pieces (MIDI, WAV, piano-roll PNG; audio models: WAV and spectrograms)",
+        description="Melody beta-VAE: --prompt \"60 _ _ 62\" continues a typed melody. Transformer-XL: --bars N "
+                    "pieces from scratch, or --prompt song.mid --prompt-bars 8 --bars 24 continues a MIDI file. "
+                    "Audio CVAE: --label names the genre.")
     add_run_arguments(generate, "samples")
-    generate.add_argument("--num", type=int, default=8)
-    generate.add_argument("--temperature", type=float, default=1.0)
+    generate.add_argument("--num", type=int, default=None, help="pieces to generate (default 8; 1 for --prompt)")
+    generate.add_argument("--temperature", type=float, help="default 1.0 (Transformer-XL: 1.2, as the paper)")
+    generate.add_argument("--top-k", type=int, help="Transformer-XL: sample among the k likeliest tokens (5)")
     generate.add_argument("--seed", type=int, help="same seed, same samples")
-    generate.add_argument("--label", help="for a conditioned model: the label value (e.g. a style) to sample")
-    generate.add_argument("--prompt", help='melody models: continue this melody, e.g. "60 _ _ 62 _ 64"')
-    generate.add_argument("--steps", type=int, default=64, help="with --prompt: symbols to add")
+    generate.add_argument("--label", "--genre", dest="label",
+                          help="for a conditioned model: the label value (a style, a genre) to sample")
+    generate.add_argument("--prompt", help='melody beta-VAE: symbols such as "60 _ _ 62 _ 64"; '
+                          "Transformer-XL: a MIDI file to continue")
+    generate.add_argument("--steps", type=int, default=64, help="melody --prompt: symbols to add")
+    generate.add_argument("--bars", type=int, help="Transformer-XL: bars to generate (32; 24 after a prompt)")
+    generate.add_argument("--prompt-bars", type=int, default=8, help="Transformer-XL: bars of the prompt kept")
     interpolate = commands.add_parser("interpolate", help="walk the latent space from one MIDI file to another")
     interpolate.add_argument("midi_a")
     interpolate.add_argument("midi_b")
     add_run_arguments(interpolate, "interpolation")
     interpolate.add_argument("--steps", type=int, default=7)
-    reconstruct = commands.add_parser("reconstruct", help="encode a MIDI file and decode it back")
-    reconstruct.add_argument("midi")
+    reconstruct = commands.add_parser("reconstruct", help="encode a MIDI file (audio models: a WAV) and decode it")
+    reconstruct.add_argument("midi", metavar="FILE")
     add_run_arguments(reconstruct, "reconstruction")
     reconstruct.add_argument("--temperature", type=float, default=0.0)
+
+    evaluate = commands.add_parser("evaluate", help="H1, H4, GS and CPI of every MIDI file in a folder")
+    evaluate.add_argument("--midi", required=True, help="folder of MIDI files (generated or training pieces)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
 
     demo = commands.add_parser("demo", help="Essen folksongs shipped with music21 -> TFRecords -> a melody "
                                "MusicVAE trained for a few minutes -> MIDI/WAV/PNG samples (no download)")
@@ -189,22 +202,55 @@ def run_train(args) -> None:
 
 
 def run_generation(args) -> None:
-    from musicgen_tf import generation
+    """Dispatch generate/interpolate/reconstruct on the run's model family."""
+    from musicgen_tf.train.run_dir import RunDir
 
-    if args.command == "generate" and args.prompt:
-        results = generation.continue_melody(args.run_dir, args.prompt, args.out, steps=args.steps,
-                                             temperature=args.temperature, seed=args.seed, checkpoint=args.checkpoint)
-    elif args.command == "generate":
-        results = generation.generate(args.run_dir, args.out, num=args.num, temperature=args.temperature,
-                                      seed=args.seed, checkpoint=args.checkpoint, label=args.label)
+    family = RunDir(args.run_dir).read_config()["preset"]["family"]
+    if args.command == "generate":
+        results = _generate(family, args)
     elif args.command == "interpolate":
+        from musicgen_tf import generation
+
         results = generation.interpolate(args.run_dir, args.midi_a, args.midi_b, args.out, steps=args.steps,
                                          checkpoint=args.checkpoint)
+    elif family == "resnet_cvae":
+        from musicgen_tf.audio_generation import reconstruct_audio
+
+        results = reconstruct_audio(args.run_dir, args.midi, args.out, checkpoint=args.checkpoint)
     else:
+        from musicgen_tf import generation
+
         results = generation.reconstruct(args.run_dir, args.midi, args.out, temperature=args.temperature,
                                          checkpoint=args.checkpoint)
     for paths in results:
         print("  " + "  ".join(str(path) for path in paths.values()))
+
+
+def _generate(family: str, args) -> list[dict]:
+    common = {"checkpoint": args.checkpoint, "seed": args.seed}
+    if family == "transformer_xl":
+        from musicgen_tf import txl_generation
+
+        sampling = {"temperature": 1.2 if args.temperature is None else args.temperature,
+                    "top_k": 5 if args.top_k is None else args.top_k, **common}
+        if args.prompt:
+            return txl_generation.continue_remi(args.run_dir, args.prompt, args.out, prompt_bars=args.prompt_bars,
+                                                bars=args.bars or 24, num=args.num or 1, **sampling)
+        return txl_generation.generate_remi(args.run_dir, args.out, num=args.num or 8, bars=args.bars or 32,
+                                            **sampling)
+    temperature = 1.0 if args.temperature is None else args.temperature
+    if family == "resnet_cvae":
+        from musicgen_tf.audio_generation import generate_audio
+
+        return generate_audio(args.run_dir, args.out, num=args.num or 4, genre=args.label, temperature=temperature,
+                              **common)
+    from musicgen_tf import generation
+
+    if args.prompt:
+        return generation.continue_melody(args.run_dir, args.prompt, args.out, steps=args.steps,
+                                          temperature=temperature, **common)
+    return generation.generate(args.run_dir, args.out, num=args.num or 8, temperature=temperature,
+                               label=args.label, **common)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
             run_demo(args, extra)
         elif args.command == "train":
             run_train(args)
+        elif args.command == "evaluate":
+            from musicgen_tf.txl_generation import evaluate_command
+
+            evaluate_command(args.midi, json_out=args.json)
         else:
             run_generation(args)
     except (MusicgenError, ValueError, FileNotFoundError) as error:

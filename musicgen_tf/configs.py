@@ -173,3 +173,61 @@ register(Preset(
     tiny_model=_frozen(window=16, hidden_units=32, latent_dim=8),
     tiny_train=_BETA_TINY_TRAIN,
     description="β-VAE on one-hot 64-step windows of ESAC melody symbols (\"60 _ _ r\"), BCE + 0.5 KL (seed 002)"))
+
+
+# ---- Resnet1D CVAE (issue 7)
+# Seed 004 (GTZAN at 3000 Hz, 90001-sample clips); model in musicgen_tf/models/resnet_cvae.py.  The seed notebook
+# gives the layers (encoder 64/128/128/256, decoder 512/256/128/64, kernel 1 on (1, 90001) frames) and Adam(3e-4,
+# 0.9, 0.999, 1e-8), but no latent size, batch or step count: latent 2 and batch 10 follow the public notebooks
+# derived from it; 20 epochs (the seed's) of 100 steps (~one pass over GTZAN's 1000 clips at batch 10) are ours.
+# "genre" conditions the decoder only when the data has more than one genre (the seed trained on jazz alone).
+_CVAE_TINY_TRAIN = _frozen(batch_size=2, total_steps=6, steps_per_epoch=3, sample_every_epochs=1, num_samples=2,
+                           shuffle_buffer=16)
+_SEED_ADAM = TrainConfig(batch_size=10, learning_rate=3e-4, lr_schedule="constant", optimizer="adam", clip_norm=None,
+                         total_steps=20 * 100, steps_per_epoch=100, sample_every_epochs=5, num_samples=4,
+                         shuffle_buffer=1000)
+
+register(Preset(
+    name="resnet_cvae_gtzan", family="resnet_cvae", representation="waveform",
+    converter_params=_frozen(sample_rate=3000, frame_length=90001),
+    model=_frozen(layout="frame", latent_dim=2, encoder_filters=(64, 128, 128, 256),
+                  decoder_filters=(512, 256, 128, 64), adam_epsilon=1e-8),
+    train=_SEED_ADAM,
+    tiny_model=_frozen(encoder_filters=(8, 8), decoder_filters=(16, 8), label_embedding_dim=4),
+    tiny_train=_CVAE_TINY_TRAIN, label="genre",
+    description="Resnet1D convolutional VAE on 30 s GTZAN clips at 3000 Hz, clip-as-channels like the notebook, "
+                "sigmoid cross-entropy ELBO; genre-conditioned with more than one genre (seed 004)"))
+
+# Ours, not the seed's: 16 kHz, 32768-sample (2.05 s) frames, strided temporal convolutions (kernel 9, 4x per stage,
+# bottleneck of 128 steps) and a multi-resolution STFT loss (FFT 512/1024/2048) beside the waveform cross-entropy;
+# its weight makes the spectral term about as large as the summed waveform term at initialisation.
+register(Preset(
+    name="resnet_cvae_spectral", family="resnet_cvae", representation="waveform",
+    converter_params=_frozen(sample_rate=16000, frame_length=32768),
+    model=_frozen(layout="temporal", latent_dim=64, encoder_filters=(16, 32, 64, 128),
+                  decoder_filters=(128, 64, 32, 16), kernel_size=9, strides=(4, 4, 4, 4), spectral_weight=1000.0,
+                  fft_sizes=(512, 1024, 2048), adam_epsilon=1e-8),
+    train=dataclasses.replace(_SEED_ADAM, batch_size=8, clip_norm=1.0),
+    tiny_model=_frozen(encoder_filters=(4, 8), decoder_filters=(8, 4), strides=(4, 4), latent_dim=8,
+                       label_embedding_dim=4, fft_sizes=(128, 256)),
+    tiny_train=_CVAE_TINY_TRAIN, label="genre",
+    description="Resnet1D VAE on 2 s clips at 16 kHz with strided temporal convolutions and a multi-resolution "
+                "STFT loss next to the waveform loss"))
+
+
+# ---- Transformer-XL (issue 5)
+# Seed 003 / YatingMusic/remi: REMI + Transformer-XL, 12 layers, d_model 512, 8 heads, d_inner 2048, dropout 0.1,
+# segment (x_len) 512, memory 512, Adam lr 2e-4.  Batch 4 pieces, constant lr and clip norm 1.0 are ours.  Default
+# REMI converter parameters (16 positions per 4/4 bar, chords from markers or the paper's recogniser).
+register(Preset(
+    name="remi_txl_pop", family="transformer_xl", representation="remi", converter_params=_frozen(),
+    model=_frozen(num_layers=12, d_model=512, num_heads=8, d_inner=2048, dropout=0.1, dropatt=0.0,
+                  segment_len=512, mem_len=512, sample_bars=4, sample_max_tokens=512),
+    train=TrainConfig(batch_size=4, learning_rate=2e-4, lr_schedule="constant", clip_norm=1.0,
+                      total_steps=100_000, steps_per_epoch=500, sample_every_epochs=5, num_samples=2,
+                      shuffle_buffer=2000),
+    tiny_model=_frozen(num_layers=2, d_model=32, num_heads=2, d_inner=64, segment_len=32, mem_len=32,
+                       sample_bars=2, sample_max_tokens=64),
+    tiny_train=_frozen(batch_size=2, learning_rate=1e-3, total_steps=20, steps_per_epoch=5, sample_every_epochs=1,
+                       num_samples=2, shuffle_buffer=100),
+    description="Pop Music Transformer: REMI tokens + Transformer-XL with segment memory (seed 003)"))

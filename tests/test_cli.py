@@ -60,3 +60,24 @@ def test_groovae_preprocess_train_generate_reconstruct(tmp_path, capsys):
     assert (tmp_path / "r" / "reconstruction-01.mid").is_file()
     assert main(["generate", "--run-dir", run, "--prompt", "60 _ 62", "--out", str(tmp_path / "p")]) == 2
     assert "--prompt needs a melody model" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_remi_transformer_xl_train_generate_continue_evaluate(tmp_path, capsys):
+    songs = tmp_path / "songs"
+    for index in range(6):
+        fixtures.write_midi(songs / f"song_{index}.mid", fixtures.melody_notes(4, pitches=fixtures.MELODY[index:]))
+    records, run = str(tmp_path / "records"), str(tmp_path / "run")
+    assert main(["preprocess", "--dataset", "midi-dir", "--input", str(songs), "--output", records,
+                 "--num-shards", "1"]) == 0
+    assert main(["train", "--preset", "remi_txl_pop", "--tiny", "--data", records, "--run-dir", run,
+                 "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2"]) == 0
+    assert main(["generate", "--run-dir", run, "--num", "1", "--bars", "2", "--seed", "3",
+                 "--out", str(tmp_path / "gen")]) == 0
+    assert main(["generate", "--run-dir", run, "--prompt", str(songs / "song_0.mid"), "--prompt-bars", "2",
+                 "--bars", "1", "--out", str(tmp_path / "cont")]) == 0
+    assert (tmp_path / "cont" / "prompt-00.mid").is_file() and (tmp_path / "cont" / "continuation-00.mid").is_file()
+    capsys.readouterr()
+    assert main(["evaluate", "--midi", str(tmp_path / "gen"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["mean"]) >= {"H4", "GS"}

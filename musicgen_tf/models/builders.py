@@ -32,6 +32,10 @@ def build_model(preset: Preset, manifest: dict) -> keras.Model:
         return _build_music_vae(preset, manifest)
     if preset.family == "beta_vae":
         return _build_beta_vae(preset, manifest)
+    if preset.family == "resnet_cvae":
+        return _build_resnet_cvae(preset, manifest)
+    if preset.family == "transformer_xl":
+        return _build_transformer_xl(preset, manifest)
     raise ValueError(f"no builder for model family {preset.family!r}")
 
 
@@ -89,3 +93,27 @@ def _build_beta_vae(preset: Preset, manifest: dict) -> keras.Model:
         return MelodyBetaVAE(vocab_size=converter.vocab_size, pad_id=converter.symbols.index(PAD),
                              delimiter_id=converter.symbols.index(DELIMITER), **kwargs)
     raise ValueError(f"the beta_vae family has no model for representation {preset.representation!r}")
+
+
+def _build_resnet_cvae(preset: Preset, manifest: dict) -> keras.Model:
+    """Resnet1D CVAE: frame length from the manifest's audio feature; conditioned on the preset's label only when
+    the data has more than one value of it (one genre: nothing to condition on)."""
+    from musicgen_tf.models.resnet_cvae import ResnetCVAE
+
+    label = _label_kwargs(preset, manifest)
+    if label.get("num_labels", 0) <= 1:
+        label = {}
+    return ResnetCVAE(frame_length=_sequence_length(manifest, "audio"), **dict(preset.model), **label)
+
+
+def _build_transformer_xl(preset: Preset, manifest: dict) -> keras.Model:
+    """REMI Transformer-XL; vocabulary and special ids from the converter."""
+    from musicgen_tf.models.transformer_xl import TransformerXL
+    from musicgen_tf.music.remi import BAR, EOS_ID, PAD_ID
+    from musicgen_tf.music.representations import converter_from_config
+
+    converter = converter_from_config(manifest["representation"])
+    model = TransformerXL(vocab_size=converter.vocab_size, pad_id=PAD_ID, eos_id=EOS_ID,
+                          bar_id=converter.vocab.token_to_id(BAR), **dict(preset.model))
+    model.build()  # every weight comes from the config (BackupAndRestore needs a built model)
+    return model

@@ -6,9 +6,11 @@ import os
 
 import keras
 import numpy as np
+import soundfile
 import tensorflow as tf
 
 from musicgen_tf.models.builders import outputs_to_examples
+from musicgen_tf.music.converter import Waveform
 from musicgen_tf.train.run_dir import RunDir
 
 AUDIO_RATE = 16000
@@ -43,7 +45,10 @@ class RandomStateBackup(keras.callbacks.Callback):
 
 class SampleLogger(keras.callbacks.Callback):
     """Every `every_epochs` epochs: sample `num` pieces with a fixed seed, write them as MIDI under
-    `<run>/samples/epoch-NNNN/`, and log piano rolls (images) and renderings (audio) to TensorBoard."""
+    `<run>/samples/epoch-NNNN/`, and log piano rolls (images) and renderings (audio) to TensorBoard.
+
+    Audio models (the converter returns `Waveform`s) get `sample-N.wav` files and TensorBoard audio + spectrograms.
+    """
 
     def __init__(self, converter, run: RunDir, every_epochs: int = 5, num: int = 4, seed: int = 0,
                  temperature: float = 1.0):
@@ -63,6 +68,9 @@ class SampleLogger(keras.callbacks.Callback):
         folder.mkdir(parents=True, exist_ok=True)
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(str(self.run.logs_dir / "samples"))
+        if pieces and all(isinstance(piece, Waveform) for piece in pieces):
+            self._log_waveforms(pieces, folder, epoch)
+            return
         images, audio = [], []
         for index, piece in enumerate(pieces):
             render.write_midi(piece, folder / f"sample-{index}.mid")
@@ -73,6 +81,25 @@ class SampleLogger(keras.callbacks.Callback):
         with self._writer.as_default(step=epoch + 1):
             tf.summary.image("samples/piano_roll", np.stack(_same_size(images)), max_outputs=self.num)
             tf.summary.audio("samples/audio", audio, AUDIO_RATE, max_outputs=self.num)
+        self._writer.flush()
+
+    def _log_waveforms(self, pieces, folder, epoch):
+        """Audio models: `sample-N.wav` at the clip's own rate, plus TensorBoard audio and spectrogram images."""
+        from musicgen_tf.music import render
+
+        rate = pieces[0].sample_rate
+        images, audio = [], []
+        for index, piece in enumerate(pieces):
+            samples = np.nan_to_num(np.asarray(piece.samples, np.float32).reshape(-1))
+            soundfile.write(str(folder / f"sample-{index}.wav"), np.clip(samples, -1.0, 1.0), piece.sample_rate,
+                            subtype="PCM_16")
+            images.append(render.spectrogram_image(samples, piece.sample_rate))
+            audio.append(samples)
+        length = max(len(a) for a in audio)
+        audio = np.stack([np.pad(a, (0, length - len(a))) for a in audio])[:, :, None]
+        with self._writer.as_default(step=epoch + 1):
+            tf.summary.image("samples/spectrogram", np.stack(_same_size(images)), max_outputs=self.num)
+            tf.summary.audio("samples/audio", np.clip(audio, -1.0, 1.0), rate, max_outputs=self.num)
         self._writer.flush()
 
 
