@@ -1,4 +1,4 @@
-"""`musicgen` command line: preprocess corpora, train, generate, interpolate and reconstruct."""
+"""`musicgen` command line: preprocess, train, generate, interpolate, reconstruct, evaluate, export, client."""
 
 from __future__ import annotations
 
@@ -159,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(reconstruct, "reconstruction")
     reconstruct.add_argument("--temperature", type=float, default=0.0)
 
+    from musicgen_tf.serving import commands as serving_commands
+
+    export = commands.add_parser("export", help="SavedModel for TF Serving (<export-dir>/<name>/<version>/) "
+                                 "with in-graph generation signatures, plus models.config")
+    serving_commands.add_export_arguments(export)
+    client = commands.add_parser("client", help="call a running TF Serving (REST or --grpc) and write MIDI/WAV/PNG")
+    serving_commands.add_client_arguments(client)
+
     evaluate = commands.add_parser("evaluate", help="H1, H4, GS and CPI of every MIDI file in a folder")
     evaluate.add_argument("--midi", required=True, help="folder of MIDI files (generated or training pieces)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
@@ -265,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
             run_demo(args, extra)
         elif args.command == "train":
             run_train(args)
+        elif args.command in ("export", "client"):
+            from musicgen_tf.serving import commands as serving_commands
+
+            (serving_commands.run_export if args.command == "export" else serving_commands.run_client)(args)
         elif args.command == "evaluate":
             from musicgen_tf.txl_generation import evaluate_command
 
