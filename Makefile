@@ -30,8 +30,11 @@ demo: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Side-by-side benchmarks; each prints RESULT lines. PyTorch (the MusicVAE reference) is a bench-only extra.
 bench: setup
-	$(PY) bench/preprocess.py
+	$(PY) -m pip install --quiet -e ".[bench]"
+	for script in preprocess musicvae_step txl_generate cvae_step serving; do \
+		$(PY) bench/$$script.py || exit 1; done
 
 clean:
 	rm -rf demo_out .pytest_cache
