@@ -1,0 +1,183 @@
+"""MusicVAE train-step time: `musicgen_tf.models.music_vae.MusicVAE` (Keras 3 on TF) vs a plain PyTorch reference.
+
+Same architecture, sizes, batch, loss and optimizer on both sides, in one process on the same CPU with the same
+thread settings:
+
+    tokens int [B=64, T=32] (melody vocabulary 90) -> Embedding(64) -> BiLSTM encoder (512 per direction)
+    -> mu, softplus sigma (latent 256) -> z -> Dense+tanh initial states -> 2-layer LSTM decoder (512, 512),
+    teacher forced on [previous token embedding, z] -> Dense(90) logits;  loss = CE (summed over time) + beta * KL;
+    Adam(1e-3).
+
+Keras runs the project's own model and its real `train_step` through `model.make_train_function()` over a
+`tf.data` iterator (what `fit` runs per step), with `jit_compile=False` and `jit_compile=True`.  PyTorch runs a
+small faithful MusicVAE (`nn.Embedding`, bidirectional `nn.LSTM`, `nn.LSTM` decoder).  Steps are timed in
+interleaved rounds (torch, keras, keras+XLA, torch, ...) so load from other jobs hits every contender alike; the
+reported time is the median step over all rounds after warm-up.
+
+    pip install -e '.[bench]'            # torch==2.13.0 (CPU wheel)
+    python bench/musicvae_step.py [--threads 2] [--rounds 6] [--steps 5] [--warmup 3]
+
+Last line: `RESULT keras_vs_torch_step_speed <torch_ms / keras_ms>x (target >= 1.0x)` (Keras = the faster of the
+two `jit_compile` settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import time
+import warnings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+warnings.filterwarnings("ignore")
+
+import numpy as np  # noqa: E402
+
+BATCH, SEQ_LEN, VOCAB, EMBEDDING = 64, 32, 90, 64
+ENCODER_UNITS, LATENT, DECODER_UNITS = 512, 256, (512, 512)
+MAX_BETA, BETA_RATE, FREE_BITS, LEARNING_RATE = 0.2, 0.99999, 0.0, 1e-3
+
+
+def random_tokens(seed=0):
+    """int64 [BATCH, SEQ_LEN] melody tokens in [0, VOCAB)."""
+    return np.random.default_rng(seed).integers(0, VOCAB, size=(BATCH, SEQ_LEN)).astype(np.int64)
+
+
+# -- Keras: the project's model ---------------------------------------------------------------------------------------
+
+def keras_step(tokens, jit_compile):
+    """() -> loss float, one `MusicVAE.train_step` (Keras' own train function on a tf.data iterator)."""
+    import keras
+    import tensorflow as tf
+
+    from musicgen_tf.models.music_vae import MusicVAE
+
+    keras.utils.set_random_seed(0)
+    model = MusicVAE(vocab_size=VOCAB, seq_len=SEQ_LEN, encoder_units=(ENCODER_UNITS,), latent_dim=LATENT,
+                     decoder_units=DECODER_UNITS, embedding_dim=EMBEDDING, free_bits=FREE_BITS, max_beta=MAX_BETA,
+                     beta_rate=BETA_RATE)
+    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), jit_compile=jit_compile)
+    iterator = iter(tf.data.Dataset.from_tensors({"tokens": tf.constant(tokens)}).repeat().prefetch(2))
+    model.make_train_function()
+
+    def step():
+        return float(model.train_function(iterator)["loss"])
+
+    return step
+
+
+# -- PyTorch: the reference -------------------------------------------------------------------------------------------
+
+def torch_step(tokens):
+    """() -> loss float, one training step of a plain PyTorch MusicVAE of the same sizes."""
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+
+    class TorchMusicVAE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(VOCAB, EMBEDDING)
+            self.encoder = nn.LSTM(EMBEDDING, ENCODER_UNITS, batch_first=True, bidirectional=True)
+            self.z_mean = nn.Linear(2 * ENCODER_UNITS, LATENT)
+            self.z_sigma = nn.Linear(2 * ENCODER_UNITS, LATENT)
+            self.initial_state = nn.Linear(LATENT, 2 * sum(DECODER_UNITS))
+            self.decoder = nn.LSTM(EMBEDDING + LATENT, DECODER_UNITS[0], num_layers=len(DECODER_UNITS),
+                                   batch_first=True)
+            self.output_projection = nn.Linear(DECODER_UNITS[-1], VOCAB)
+            for layer in (self.z_mean, self.z_sigma, self.initial_state):
+                nn.init.normal_(layer.weight, std=0.001)
+
+        def forward(self, tokens):
+            x = self.embedding(tokens)  # [B, T, E]
+            _, (h, _) = self.encoder(x)  # h: [2, B, H], forward then backward direction
+            h = torch.cat([h[0], h[1]], dim=-1)
+            z_mean, z_sigma = self.z_mean(h), F.softplus(self.z_sigma(h))
+            z = z_mean + z_sigma * torch.randn_like(z_mean)
+            states = torch.tanh(self.initial_state(z)).split(DECODER_UNITS[0], dim=-1)  # h0, c0, h1, c1
+            h0, c0 = torch.stack(states[0::2]), torch.stack(states[1::2])
+            previous = F.pad(x[:, :-1], (0, 0, 1, 0))  # zeros, then x[t-1]
+            inputs = torch.cat([previous, z[:, None].expand(-1, SEQ_LEN, -1)], dim=-1)
+            out, _ = self.decoder(inputs, (h0.contiguous(), c0.contiguous()))
+            return self.output_projection(out), z_mean, z_sigma
+
+    model = TorchMusicVAE()
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    tokens = torch.from_numpy(tokens)
+    iteration = [0]
+
+    def step():
+        logits, z_mean, z_sigma = model(tokens)
+        reconstruction = F.cross_entropy(logits.reshape(-1, VOCAB), tokens.reshape(-1), reduction="none")
+        reconstruction = reconstruction.view(BATCH, SEQ_LEN).sum(1).mean()
+        kl = 0.5 * (z_mean ** 2 + z_sigma ** 2 - 1.0 - 2.0 * torch.log(z_sigma)).sum(-1)
+        kl_cost = torch.clamp(kl - FREE_BITS * math.log(2.0), min=0.0).mean()
+        beta = (1.0 - BETA_RATE ** iteration[0]) * MAX_BETA
+        loss = reconstruction + beta * kl_cost
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        iteration[0] += 1
+        return float(loss)
+
+    return step
+
+
+# -- timing -----------------------------------------------------------------------------------------------------------
+
+def measure(contenders, rounds, steps, warmup):
+    """{name: step()} -> {name: median ms}; interleaved rounds of `steps` timed steps each, after `warmup` steps."""
+    times = {name: [] for name in contenders}
+    for name, step in contenders.items():
+        for _ in range(warmup):
+            step()
+    for _ in range(rounds):
+        for name, step in contenders.items():
+            for _ in range(steps):
+                start = time.perf_counter()
+                loss = step()
+                times[name].append(1000 * (time.perf_counter() - start))
+            assert math.isfinite(loss), (name, loss)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="intra-op threads for both frameworks")
+    parser.add_argument("--inter-op", type=int, default=1, help="inter-op threads for both frameworks")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per contender per round")
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+
+    import tensorflow as tf
+    import torch
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(args.inter_op)
+
+    tokens = random_tokens()
+    contenders = {"pytorch": torch_step(tokens), "keras (jit_compile=False)": keras_step(tokens, False),
+                  "keras (jit_compile=True)": keras_step(tokens, True)}
+    ms = measure(contenders, args.rounds, args.steps, args.warmup)
+
+    print(f"B={BATCH} T={SEQ_LEN} vocab={VOCAB} embedding={EMBEDDING} encoder=({ENCODER_UNITS},) x2 latent={LATENT} "
+          f"decoder={DECODER_UNITS}; {os.cpu_count()} CPUs")
+    print(f"threads: torch.get_num_threads()={torch.get_num_threads()} "
+          f"interop={torch.get_num_interop_threads()}; TF intra_op={tf.config.threading.get_intra_op_parallelism_threads()} "
+          f"inter_op={tf.config.threading.get_inter_op_parallelism_threads()}")
+    print(f"median over {args.rounds} x {args.steps} steps after {args.warmup} warm-up steps:")
+    for name, value in ms.items():
+        print(f"  {name:<28} {value:8.1f} ms/step   ({ms['pytorch'] / value:.2f}x pytorch)")
+    keras_ms = min(ms["keras (jit_compile=False)"], ms["keras (jit_compile=True)"])
+    print(f"RESULT keras_vs_torch_step_speed {ms['pytorch'] / keras_ms:.2f}x (target >= 1.0x)")
+
+
+if __name__ == "__main__":
+    main()
