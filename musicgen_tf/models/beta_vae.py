@@ -70,6 +70,8 @@ import math
 import keras
 import tensorflow as tf
 
+from musicgen_tf.models.common import LossDictModel, NoiseSource, stateless_seed
+
 GREEDY_TEMPERATURE = 1e-4  # temperatures at or below this pick the most likely symbol
 REDUCTIONS = ("sum", "mean")
 _LOG_FLOOR = 1e-12
@@ -125,46 +127,7 @@ def entropy_bits(distribution):
     return -tf.reduce_sum(tf.where(p > 0, p * tf.math.log(tf.maximum(p, _LOG_FLOOR)), 0.0), axis=-1) / math.log(2.0)
 
 
-def _seed(seed):
-    """int [2] seed tensor; None draws one (does not touch the models' training noise)."""
-    if seed is None:
-        return tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int64)
-    return tf.cast(tf.convert_to_tensor(seed), tf.int64)
-
-
 # -- layers -----------------------------------------------------------------------------------------------------------
-
-class NoiseSource(keras.layers.Layer):
-    """A `keras.random.SeedGenerator` whose state is saved and restored with the weights.
-
-    `normal(shape)`, `uniform(shape)`: float32 draws; `dropout(x, rate)`: inverted dropout.  Each call advances the
-    generator, inside `tf.function`/XLA too.
-    """
-
-    def __init__(self, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.seed = seed
-        self.generator = keras.random.SeedGenerator(seed, name="generator")
-        self.built = True
-
-    def normal(self, shape):
-        return keras.random.normal(shape, seed=self.generator, dtype="float32")
-
-    def uniform(self, shape):
-        return keras.random.uniform(shape, seed=self.generator, dtype="float32")
-
-    def dropout(self, x, rate):
-        return keras.random.dropout(x, rate, seed=self.generator)
-
-    def save_own_variables(self, store):
-        store["state"] = keras.ops.convert_to_numpy(self.generator.state.value)
-
-    def load_own_variables(self, store):
-        self.generator.state.assign(store["state"])
-
-    def get_config(self):
-        return {**super().get_config(), "seed": self.seed}
-
 
 class ResumableDropout(NoiseSource):
     """`keras.layers.Dropout` whose random state is part of the checkpoint (see `NoiseSource`)."""
@@ -273,7 +236,7 @@ class DropoutMlp(keras.layers.Layer):
 
 # -- the shared model -------------------------------------------------------------------------------------------------
 
-class BetaVAE(keras.Model):
+class BetaVAE(LossDictModel):
     """MLP β-VAE over a flat float32 [B, D] vector; subclasses say what the vector is and how to sample it.
 
     Subclasses set `feature_key`, `extra_metric_names`, build `self.encoder` / `self.decoder_trunk` /
@@ -301,8 +264,8 @@ class BetaVAE(keras.Model):
                                                   name="z_log_var")
         self.output_layer = keras.layers.Dense(self.input_dim, kernel_initializer=kernel_initializer,
                                                bias_initializer=bias_initializer, dtype="float32", name="logits")
-        self.trackers = [keras.metrics.Mean(name=name)
-                         for name in ("loss", "reconstruction_loss", "kl") + self.extra_metric_names]
+        self.metric_names = ("loss", "reconstruction_loss", "kl") + self.extra_metric_names
+        self.create_trackers()
 
     def build(self, input_shape=None):
         """Create every weight from the config alone (so checkpoints load into a fresh `from_config` model)."""
@@ -393,32 +356,6 @@ class BetaVAE(keras.Model):
         return {"loss": loss, "reconstruction_loss": reconstruction, "kl": kl, **extra_metrics,
                 "objective": loss + self.penalty() if training else loss}
 
-    @property
-    def metrics(self):
-        return list(self.trackers)
-
-    def _update_metrics(self, losses):
-        for tracker in self.trackers:
-            tracker.update_state(losses[tracker.name])
-        return {tracker.name: tracker.result() for tracker in self.trackers}
-
-    def train_step(self, data):
-        inputs = data[0] if isinstance(data, (tuple, list)) else data
-        with tf.GradientTape() as tape:
-            losses = self.compute_losses(inputs, training=True)
-            # Gradients are summed over replicas, so each replica contributes loss / replicas (as Keras does).
-            objective = losses.pop("objective") / tf.distribute.get_strategy().num_replicas_in_sync
-            objective = self.optimizer.scale_loss(objective)  # LossScaleOptimizer under mixed_float16
-        gradients = tape.gradient(objective, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self._update_metrics(losses)
-
-    def test_step(self, data):
-        inputs = data[0] if isinstance(data, (tuple, list)) else data
-        losses = self.compute_losses(inputs, training=False)
-        losses.pop("objective")
-        return self._update_metrics(losses)
-
     # -- generation --------------------------------------------------------------------------------------------------
 
     def encode(self, inputs):
@@ -440,7 +377,7 @@ class BetaVAE(keras.Model):
         """
         if labels is not None:
             raise ValueError(f"{type(self).__name__} is not conditioned on a label")
-        z_seed, output_seed = tf.unstack(tf.random.experimental.stateless_split(_seed(seed), 2))
+        z_seed, output_seed = tf.unstack(tf.random.experimental.stateless_split(stateless_seed(seed), 2))
         z = tf.random.stateless_normal(tf.stack([num, self.latent_dim]), seed=z_seed)
         return self.sample_outputs(z * tf.cast(temperature, tf.float32), temperature, output_seed)
 
@@ -610,7 +547,7 @@ class MelodyBetaVAE(BetaVAE):
         temperature <= 1e-4: the most likely symbol per position; seed: int [2] or None.
         """
         probabilities = tf.reshape(tf.sigmoid(self.decode_logits(z)), [-1, self.vocab_size])
-        tokens = self._pick(probabilities, temperature, _seed(seed), (self.pad_id,))
+        tokens = self._pick(probabilities, temperature, stateless_seed(seed), (self.pad_id,))
         return tf.reshape(tokens, [-1, self.window])
 
     def continue_melody(self, prompt_tokens, steps, temperature=1.0, seed=None):
@@ -622,7 +559,7 @@ class MelodyBetaVAE(BetaVAE):
         prompt = tf.reshape(tf.cast(tf.convert_to_tensor(prompt_tokens), tf.int64), [-1])
         prompt_length = tf.shape(prompt)[0]
         steps = tf.cast(steps, tf.int32)
-        seed = _seed(seed)
+        seed = stateless_seed(seed)
         context = self.window - 1
         buffer = tf.concat([prompt, tf.zeros(tf.stack([steps]), tf.int64)], axis=0)
         forbidden = (self.pad_id, self.delimiter_id)

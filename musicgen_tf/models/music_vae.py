@@ -45,6 +45,8 @@ import math
 import keras
 import tensorflow as tf
 
+from musicgen_tf.models.common import LossDictModel
+
 CATEGORICAL = "categorical"
 GROOVE = "groove"
 GROOVE_FEATURES = ("hits", "velocities", "offsets")
@@ -291,7 +293,7 @@ class LstmStack(keras.layers.Layer):
 # -- the model --------------------------------------------------------------------------------------------------------
 
 @keras.saving.register_keras_serializable(package="musicgen_tf")
-class MusicVAE(keras.Model):
+class MusicVAE(LossDictModel):
     """MusicVAE (categorical tokens, flat or hierarchical decoder) and GrooVAE (`output_kind="groove"`).
 
     Inputs (the dict batches of `musicgen_tf.tfrecords.dataset.make_dataset`; other keys are ignored):
@@ -304,6 +306,8 @@ class MusicVAE(keras.Model):
     latent_dim=512, decoder="hierarchical", conductor_units=(1024, 1024), decoder_units=(1024, 1024),
     level_lengths=(16, 16), free_bits=256, max_beta=0.2, beta_rate=0.0`.
     """
+
+    metric_names = ("loss", "reconstruction_loss", "kl", "beta", "accuracy")
 
     def __init__(self, output_kind=CATEGORICAL, vocab_size=90, num_classes=9, drum_roll_input=False, seq_len=32,
                  encoder_units=(512,), latent_dim=256, decoder_units=(256, 256), decoder="flat",
@@ -354,11 +358,7 @@ class MusicVAE(keras.Model):
         self.decoder = LstmStack(self.decoder_units, self.dropout, name="decoder")
         self.output_projection = keras.layers.Dense(self.output_depth, dtype="float32", name="output_projection")
 
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
-        self.beta_tracker = keras.metrics.Mean(name="beta")
-        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+        self.create_trackers()
         self.build()
 
     # -- construction ------------------------------------------------------------------------------------------------
@@ -499,31 +499,6 @@ class MusicVAE(keras.Model):
         reconstruction, kl_cost = tf.reduce_mean(reconstruction), tf.reduce_mean(kl_cost)
         return {"loss": reconstruction + beta * kl_cost, "reconstruction_loss": reconstruction,
                 "kl": tf.reduce_mean(kl) / math.log(2.0), "kl_cost": kl_cost, "beta": beta, "accuracy": accuracy}
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker, self.beta_tracker,
-                self.accuracy_tracker]
-
-    def _update_metrics(self, losses):
-        for tracker in self.metrics:
-            tracker.update_state(losses[tracker.name])
-        return {tracker.name: tracker.result() for tracker in self.metrics}
-
-    def train_step(self, data):
-        inputs = data[0] if isinstance(data, (tuple, list)) else data
-        with tf.GradientTape() as tape:
-            losses = self.compute_losses(inputs, training=True)
-            # Gradients are summed over replicas, so each replica contributes loss / replicas (as Keras does).
-            loss = losses["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
-            loss = self.optimizer.scale_loss(loss)  # LossScaleOptimizer under mixed_float16, else unchanged
-        gradients = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self._update_metrics(losses)
-
-    def test_step(self, data):
-        inputs = data[0] if isinstance(data, (tuple, list)) else data
-        return self._update_metrics(self.compute_losses(inputs, training=False))
 
     # -- generation --------------------------------------------------------------------------------------------------
 

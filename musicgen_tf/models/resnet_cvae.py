@@ -35,7 +35,7 @@ import math
 import keras
 import tensorflow as tf
 
-from musicgen_tf.models.beta_vae import NoiseSource, _seed
+from musicgen_tf.models.common import LossDictModel, NoiseSource, stateless_seed
 
 LAYOUTS = ("frame", "temporal")
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -141,7 +141,7 @@ class Resnet1DBlock(keras.layers.Layer):
 # -- model ------------------------------------------------------------------------------------------------------------
 
 @keras.saving.register_keras_serializable(package="musicgen_tf")
-class ResnetCVAE(keras.Model):
+class ResnetCVAE(LossDictModel):
     """VAE over audio frames `{"audio": float32 [B, frame_length]}` (see the module docstring for the layouts).
 
     `call(inputs, training)` -> `{"logits", "audio": float32 [B, N], "z_mean", "z_log_var": float32 [B, latent]}`
@@ -195,7 +195,7 @@ class ResnetCVAE(keras.Model):
         self.output_layer = (keras.layers.Conv1DTranspose(self.frame_length, 1, 1, dtype="float32", name="logits")
                              if frame else keras.layers.Conv1D(1, k, padding="same", dtype="float32", name="logits"))
         self.noise = NoiseSource(seed, name="noise")
-        self.trackers = [keras.metrics.Mean(name=name) for name in self.metric_names]
+        self.create_trackers()
         self._create_variables()
 
     def compile(self, optimizer="adam", *args, **kwargs):
@@ -300,29 +300,6 @@ class ResnetCVAE(keras.Model):
             losses["loss"] = losses["loss"] + self.spectral_weight * spectral
         return losses
 
-    @property
-    def metrics(self):
-        return list(self.trackers)
-
-    def _update_metrics(self, losses):
-        for tracker in self.trackers:
-            tracker.update_state(losses[tracker.name])
-        return {tracker.name: tracker.result() for tracker in self.trackers}
-
-    def train_step(self, data):
-        inputs = data[0] if isinstance(data, (tuple, list)) else data
-        with tf.GradientTape() as tape:
-            losses = self.compute_losses(inputs, training=True)
-            objective = losses["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
-            objective = self.optimizer.scale_loss(objective)
-        gradients = tape.gradient(objective, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self._update_metrics(losses)
-
-    def test_step(self, data):
-        inputs = data[0] if isinstance(data, (tuple, list)) else data
-        return self._update_metrics(self.compute_losses(inputs, training=False))
-
     # -- generation --------------------------------------------------------------------------------------------------
 
     def encode(self, inputs):
@@ -344,7 +321,7 @@ class ResnetCVAE(keras.Model):
         labels: int [num] label ids for a conditioned model; None cycles through the labels (0, 1, ..., 0, ...).
         Returns `{"audio": float32 [num, N]}`.
         """
-        z = tf.random.stateless_normal(tf.stack([num, self.latent_dim]), seed=_seed(seed))
+        z = tf.random.stateless_normal(tf.stack([num, self.latent_dim]), seed=stateless_seed(seed))
         if self.num_labels and labels is None:
             labels = tf.math.floormod(tf.range(num), self.num_labels)
         elif labels is not None and not self.num_labels:
