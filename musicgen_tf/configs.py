@@ -107,7 +107,7 @@ register(Preset(
     converter_params=_frozen(slice_bars=16, steps_per_quarter=4),
     model=_frozen(encoder_units=(2048, 2048), decoder="hierarchical", conductor_units=(1024, 1024),
                   decoder_units=(1024, 1024), level_lengths=(16, 16), latent_dim=512, embedding_dim=64,
-                  free_bits=256.0, max_beta=0.2, beta_rate=0.99999, dropout=0.0),
+                  free_bits=256.0, max_beta=0.2, beta_rate=0.0, dropout=0.0),  # Magenta: no beta_rate -> 0
     train=_MAGENTA_TRAIN, tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
     description="16-bar melody MusicVAE with the hierarchical conductor decoder (seed 001 / Magenta)"))
 
@@ -115,7 +115,7 @@ register(Preset(
     name="cat-drums_2bar", family="music_vae", representation="drums",
     converter_params=_frozen(slice_bars=2, steps_per_quarter=4, roll_input=True),
     model=_frozen(encoder_units=(512,), decoder="flat", decoder_units=(256, 256), latent_dim=256,
-                  embedding_dim=64, free_bits=48.0, max_beta=0.2, beta_rate=0.99999, dropout=0.0),
+                  embedding_dim=64, free_bits=48.0, max_beta=0.2, beta_rate=0.0, dropout=0.0),
     train=_MAGENTA_TRAIN, tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
     description="2-bar drum MusicVAE on Magenta's 9-class drum map (cat-drums_2bar_small)"))
 
@@ -124,7 +124,7 @@ for _bars in (2, 4):
         name=f"groovae_{_bars}bar", family="music_vae", representation="groovae",
         converter_params=_frozen(split_bars=_bars, steps_per_quarter=4),
         model=_frozen(encoder_units=(512,), decoder="flat", decoder_units=(256, 256), latent_dim=256,
-                      free_bits=48.0, max_beta=0.2, beta_rate=0.99999,
+                      free_bits=48.0, max_beta=0.2, beta_rate=0.0,
                       dropout=0.7),  # Magenta: dropout_keep_prob=0.3 on the decoder cells' inputs
         train=_MAGENTA_TRAIN, tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
         description=f"{_bars}-bar GrooVAE: drum hits, velocities and microtiming offsets (Groove MIDI)"))
