@@ -15,14 +15,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# FluidSynth + a General MIDI soundfont make WAV renderings sound like instruments; without them (no root, no
-# apt) everything still works with note_seq's sine synthesizer, so this step never fails the build.
+# FluidSynth + a General MIDI soundfont make WAV renderings sound like instruments, Chromium + chromedriver run the
+# studio's browser tests. Without them (no root, no apt) everything works with the sine synthesizer and the
+# browser tests skip naming the packages, so this step never fails the build.
 system-deps:
-	@if command -v fluidsynth >/dev/null && [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then exit 0; fi; \
+	@if command -v fluidsynth >/dev/null && [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluidsynth fluid-soundfont-gm \
-			>/dev/null) || echo "note: could not install fluidsynth; WAVs will use the sine synthesizer"; \
-	else echo "note: fluidsynth not installed (needs root + apt); WAVs will use the sine synthesizer"; fi
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluidsynth fluid-soundfont-gm chromium chromium-driver \
+			>/dev/null) || echo "note: could not install fluidsynth/chromium: sine synthesizer, browser tests skipped"; \
+	else echo "note: fluidsynth/chromium not installed (needs root + apt): sine synthesizer, browser tests skipped"; fi
 
 demo: setup
 	$(VENV)/bin/musicgen demo --output demo_out

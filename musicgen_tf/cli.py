@@ -167,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     client = commands.add_parser("client", help="call a running TF Serving (REST or --grpc) and write MIDI/WAV/PNG")
     serving_commands.add_client_arguments(client)
 
+    from musicgen_tf.studio.launch import add_studio_arguments
+
+    studio = commands.add_parser("studio", help="web page to sample, continue, interpolate, see the score and "
+                                 "hear the result, from exported models (in-process or a running TF Serving)")
+    add_studio_arguments(studio)
+
     evaluate = commands.add_parser("evaluate", help="H1, H4, GS and CPI of every MIDI file in a folder")
     evaluate.add_argument("--midi", required=True, help="folder of MIDI files (generated or training pieces)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
@@ -277,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
             from musicgen_tf.serving import commands as serving_commands
 
             (serving_commands.run_export if args.command == "export" else serving_commands.run_client)(args)
+        elif args.command == "studio":
+            from musicgen_tf.studio.launch import run_studio
+
+            run_studio(args)
         elif args.command == "evaluate":
             from musicgen_tf.txl_generation import evaluate_command
 
