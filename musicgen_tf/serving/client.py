@@ -367,7 +367,9 @@ def client_generate(client: ServingClient, command: str, out_dir: str, num: int 
     """Call the served model and write MIDI + WAV + PNG (+ MusicXML for melodies) per result.
 
     command: "sample" (num, temperature, seed), "interpolate" (midi_a, midi_b, steps; default 5) or "continue"
-    (prompt "60 _ _ 62", steps; default 32, temperature, seed).  seed None draws one (printed in the result).
+    (prompt "60 _ _ 62", steps; default 32, temperature, seed).  A Transformer-XL model (`generate`/`continue`
+    signatures) takes `steps` as bars (default 4) and a MIDI file as `prompt`; an audio model's sample writes WAV +
+    spectrogram PNG per clip.  seed None draws one (printed in the result).
     Returns {"files": [{"mid", "wav", "png"...}], "config_source": str, "seed": int | None, "text": str | None}.
     """
     from musicgen_tf.music import render
@@ -381,7 +383,20 @@ def client_generate(client: ServingClient, command: str, out_dir: str, num: int 
         seed = int(np.random.default_rng().integers(0, 2 ** 31 - 1))
     seed_pair = np.array([0 if seed is None else seed, 0], np.int64)
     text = None
-    if command == "sample":
+    txl = "generate" in signatures and "continue" in signatures  # Transformer-XL: REMI tokens, steps = bars
+    if txl and command in ("sample", "continue"):
+        inputs = {"num": np.int32(num if command == "sample" else 1), "num_bars": np.int32(steps or 4),
+                  "temperature": np.float32(temperature), "top_k": np.int32(0), "max_tokens": np.int32(4096),
+                  "seed": seed_pair}
+        if command == "continue":
+            if not prompt:
+                raise ServingError("continue with a Transformer-XL model needs --prompt, a MIDI file")
+            inputs["prompt_tokens"] = _first_example(converter, prompt)["tokens"]
+        tokens = client.predict("generate" if command == "sample" else "continue", inputs)["tokens"]
+        pieces = [converter.from_example({"tokens": row}) for row in tokens]
+    elif command == "sample" and "audio" in signatures.get("sample", {"outputs": {}})["outputs"]:
+        return _write_audio(client, out_dir, converter, signatures, num, temperature, seed, seed_pair, source)
+    elif command == "sample":
         inputs = {"num": np.int32(num), "temperature": np.float32(temperature), "seed": seed_pair}
         label = [name for name in signatures.get("sample", {"inputs": {}})["inputs"] if name.endswith("_id")]
         inputs.update({name: np.full([num], -1, np.int64) for name in label})  # conditioned models: no label
@@ -418,3 +433,24 @@ def client_generate(client: ServingClient, command: str, out_dir: str, num: int 
     files = [render.render_all(piece, out, f"{prefix}-{index:02d}", musicxml=representation in MONOPHONIC)
              for index, piece in enumerate(pieces)]
     return {"files": files, "config_source": source, "seed": seed, "text": text}
+
+
+def _write_audio(client, out_dir, converter, signatures, num, temperature, seed, seed_pair, source) -> dict:
+    """An audio model's `sample` (-1 label ids: cycle through the genres) -> WAV + spectrogram PNG per clip."""
+    import soundfile
+
+    from musicgen_tf.music import render
+
+    inputs = {"num": np.int32(num), "temperature": np.float32(temperature), "seed": seed_pair}
+    inputs.update({name: np.full([num], -1, np.int64) for name in signatures["sample"]["inputs"]
+                   if name.endswith("_id")})
+    out = Path(os.path.expanduser(out_dir))
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for index, clip in enumerate(client.predict("sample", inputs)["audio"]):
+        clip = np.clip(np.nan_to_num(np.asarray(clip, np.float32)), -1.0, 1.0)
+        wav, stem = out / f"sample-{index:02d}.wav", f"sample-{index:02d}"
+        soundfile.write(str(wav), clip, converter.sample_rate, subtype="PCM_16")
+        files.append({"wav": str(wav), "spectrogram_png": render.spectrogram_png(
+            clip, converter.sample_rate, out / f"{stem}.spectrogram.png", stem)})
+    return {"files": files, "config_source": source, "seed": seed, "text": None}

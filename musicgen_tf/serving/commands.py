@@ -73,9 +73,9 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     interpolate.add_argument("--a", required=True, dest="midi_a", help="first MIDI file")
     interpolate.add_argument("--b", required=True, dest="midi_b", help="second MIDI file")
     interpolate.add_argument("--steps", type=int, default=5)
-    cont = actions.add_parser("continue", help="continue a melody (models with a continue_melody signature)")
-    cont.add_argument("--prompt", required=True, help='melody symbols, e.g. "60 _ _ 62 _ 64"')
-    cont.add_argument("--steps", type=int, default=32)
+    cont = actions.add_parser("continue", help="continue a melody (continue_melody) or a MIDI prompt (Transformer-XL)")
+    cont.add_argument("--prompt", required=True, help='melody symbols, e.g. "60 _ _ 62 _ 64"; Transformer-XL: a MIDI file')
+    cont.add_argument("--steps", type=int, help="melody symbols to add (default 32); Transformer-XL: bars (default 4)")
     cont.add_argument("--temperature", type=float, default=1.0)
     cont.add_argument("--seed", type=int)
     for action in (sample, interpolate, cont):

@@ -52,11 +52,13 @@ MODELS_CONFIG = "models.config"
 DEFAULT_SERVING_ROOT = "/models"  # where `docker run -v $PWD/models:/models tensorflow/serving` sees export_dir
 TOLERANCE = 1e-5
 
-# Model family (Preset.family) -> its serving module, "python.module:Class".  Transformer-XL and the audio CVAE add
-# theirs here ("transformer_xl": "musicgen_tf.serving.transformer_xl:TransformerXLServing", ...).
+# Model family (Preset.family) -> its serving module, "python.module:Class" (Transformer-XL's generate/continue and
+# the audio CVAE's sample/reconstruct/encode/decode are documented in their own modules).
 SERVING_MODULES: dict[str, str] = {
     "music_vae": "musicgen_tf.serving.export:MusicVAEServing",
     "beta_vae": "musicgen_tf.serving.export:BetaVAEServing",
+    "transformer_xl": "musicgen_tf.serving.txl_module:TransformerXLServing",
+    "resnet_cvae": "musicgen_tf.serving.cvae_module:ResnetCVAEServing",
 }
 
 
