@@ -21,7 +21,8 @@ def models_dir(tmp_path_factory) -> Path:
     source, _ = serving.exported("melody")
     serving.exported("beta_melody")
     root = tmp_path_factory.mktemp("studio") / "models"
-    shutil.copytree(source, root)
+    for name in ("melody", "beta-melody"):  # the shared export root may hold other tests' models too
+        shutil.copytree(Path(source) / name, root / name)
     (root / "notes").mkdir()
     (root / "notes" / "README.txt").write_text("not a model")
     (root / "empty-version" / "1").mkdir(parents=True)
