@@ -20,7 +20,8 @@ from musicgen_tf.studio.backend import StudioError
 MIME = {"mid": "audio/midi", "wav": "audio/wav", "musicxml": "application/vnd.recordare.musicxml+xml"}
 SHEET_STYLE = ("background:#fff;border:1px solid #e6e6e6;border-radius:8px;padding:6px 10px;overflow-x:auto;"
                "max-width:100%")
-VERBS = {"sample": "Sampling", "continue": "Continuing the melody", "interpolate": "Interpolating"}
+VERBS = {"sample": "Sampling", "continue": "Continuing the melody", "interpolate": "Interpolating",
+         "continue_midi": "Continuing the MIDI file", "reconstruct": "Encoding and decoding"}
 
 
 def _args():
@@ -59,11 +60,31 @@ def _run(info: backend.ModelInfo, server: str | None, command: str, **kwargs):
                                    "error": f"unexpected {type(error).__name__}: {error}"}
 
 
-def _upload(file, info: backend.ModelInfo, which: str) -> str | None:
+def _upload(file, info: backend.ModelInfo, which: str = "") -> str:
     if file is None:
-        raise StudioError(f"upload MIDI file {which} first")
+        raise StudioError(f"upload the {'WAV' if info.is_audio else 'MIDI'} file {which}".rstrip() + " first")
     return backend.save_upload(file.getvalue(), file.name, _workdir() / "uploads" / which,
                                info.metadata["converter"])
+
+
+def _run_upload(info, server, command: str, file, **kwargs):
+    """Check and save the upload, then run `command` on it (a bad upload is shown like any other error)."""
+    try:
+        with st.spinner("Reading the upload..."):
+            upload = _upload(file, info)
+    except StudioError as error:
+        st.session_state.result = {"model": info.name, "generation": None, "error": str(error)}
+    else:
+        _run(info, server, command, upload=upload, **kwargs)
+
+
+def _label(info, key: str) -> int | None:
+    """A select box of the export's genres (labels), when its data schema names them: the chosen id, None = any."""
+    if info.labels is None:
+        return None
+    name, vocabulary = info.labels
+    choice = st.selectbox(name[:-3].capitalize(), ["any (one of each in turn)"] + vocabulary, key=key)
+    return vocabulary.index(choice) if choice in vocabulary else None
 
 
 def _sample_tab(info, server):
@@ -74,8 +95,16 @@ def _sample_tab(info, server):
                                          help="0 = most likely notes; higher = more surprising")
         seed = seed.number_input("Seed", min_value=0, max_value=2 ** 31 - 2, value=1,
                                  help="the same seed and temperature give the same music")
+        extra = {}
+        if info.is_txl:
+            bars, top_k = st.columns(2)
+            extra = {"steps": int(bars.slider("Bars", 1, 16, 4, key=f"sb-{info.name}")),
+                     "top_k": int(top_k.number_input("Top-k", 0, 512, 0, key=f"sk-{info.name}",
+                                                     help="sample among the k most likely tokens; 0 = all"))}
+        elif info.labels is not None:
+            extra = {"label": _label(info, f"sg-{info.name}")}
         if st.form_submit_button("Sample", type="primary"):
-            _run(info, server, "sample", num=int(num), temperature=float(temperature), seed=int(seed))
+            _run(info, server, "sample", num=int(num), temperature=float(temperature), seed=int(seed), **extra)
 
 
 def _continue_tab(info, server):
@@ -106,11 +135,37 @@ def _interpolate_tab(info, server):
             _run(info, server, "interpolate", midi_a=midi_a, midi_b=midi_b, steps=int(steps))
 
 
+def _continue_midi_tab(info, server):
+    file = st.file_uploader("MIDI prompt", type=["mid", "midi"], key=f"cm-{info.name}")
+    keep, add, top_k = st.columns(3)
+    keep = keep.slider("Bars of the prompt to keep", 1, 16, 4, key=f"ck-{info.name}")
+    add = add.slider("Bars to add", 1, 16, 4, key=f"ca-{info.name}")
+    top_k = top_k.number_input("Top-k", 0, 512, 0, key=f"cmk-{info.name}", help="0 = all tokens")
+    temperature, seed = st.columns(2)
+    temperature = temperature.slider("Temperature", 0.0, 2.0, 1.0, 0.05, key=f"cmt-{info.name}")
+    seed = seed.number_input("Seed", min_value=0, max_value=2 ** 31 - 2, value=1, key=f"cms-{info.name}")
+    if st.button("Continue", type="primary", key=f"cmb-{info.name}"):
+        _run_upload(info, server, "continue_midi", file, prompt_bars=int(keep), steps=int(add), top_k=int(top_k),
+                    temperature=float(temperature), seed=int(seed))
+
+
+def _reconstruct_tab(info, server):
+    kinds = ["wav"] if info.is_audio else ["mid", "midi"]
+    file = st.file_uploader("WAV file" if info.is_audio else "MIDI file", type=kinds, key=f"r-{info.name}")
+    st.caption("The model encodes the first window its converter makes of the file and decodes it again "
+               "(most likely output).")
+    label = _label(info, f"rg-{info.name}") if info.is_audio else None
+    if st.button("Reconstruct", type="primary", key=f"rb-{info.name}"):
+        _run_upload(info, server, "reconstruct", file, label=label)
+
+
 def _show_result(result: backend.Result, index: int):
     with st.container(border=True):
         st.markdown(f"**{result.stem}**")
         roll, side = st.columns([3, 1], vertical_alignment="center")
-        roll.image(result.files["png"])
+        for kind in ("png", "waveform_png", "spectrogram_png"):
+            if kind in result.files:
+                roll.image(result.files[kind])
         side.audio(Path(result.files["wav"]).read_bytes(), format="audio/wav")
         for kind, label in (("mid", "MIDI"), ("wav", "WAV"), ("musicxml", "MusicXML")):
             if kind in result.files:
@@ -177,10 +232,13 @@ def main():
         return
     tabs = [("Sample", _sample_tab, info.can("sample")),
             ("Continue a melody", _continue_tab, info.can("continue")),
-            ("Interpolate", _interpolate_tab, info.can("interpolate"))]
+            ("Continue a MIDI file", _continue_midi_tab, info.can("continue_midi")),
+            ("Interpolate", _interpolate_tab, info.can("interpolate")),
+            ("Reconstruct", _reconstruct_tab, info.can("reconstruct"))]
     tabs = [(name, fn) for name, fn, ok in tabs if ok]
     if not tabs:
-        st.warning(f"{info.name} has none of the signatures the studio uses (sample, continue_melody, interpolate).")
+        st.warning(f"{info.name} has none of the signatures the studio uses (sample, generate + continue, "
+                   "continue_melody, interpolate, encode + decode, reconstruct).")
     else:
         for (name, fn), tab in zip(tabs, st.tabs([name for name, _ in tabs])):
             with tab:

@@ -5,6 +5,9 @@
     model = open_model(info, server="host:8501")   -> ServingClient (a running TF Serving, REST)
     results = generate(model, "sample", "out/", num=2, temperature=0.8, seed=1)
                                                    -> [Result(stem, files={"mid", "wav", "png"[, "musicxml"]}, svg)]
+    generate(model, "reconstruct", "out/", upload="song.mid")   -> results "original" and "reconstruction"
+    generate(txl, "continue_midi", "out/", upload="song.mid", prompt_bars=4, steps=4, top_k=8)
+    generate(audio, "sample", "out/", num=2, label=1)    -> files {"wav", "waveform_png", "spectrogram_png"}
 
 `LocalModel` has the `ServingClient` interface (`model`, `version`, `signatures()`, `predict()`, `config()`), so both
 go through the same `client_generate` as `musicgen serve-client`: one path from signature outputs to MIDI, WAV,
@@ -28,7 +31,7 @@ from musicgen_tf.errors import MusicgenError, SkipInput
 
 METADATA_PATH = Path("assets.extra") / "musicgen.json"  # as serving.export (not imported: it imports Keras models)
 CONFIG_SIGNATURE = "musicgen_config"
-COMMANDS = {"sample": "sample", "continue": "continue_melody", "interpolate": "interpolate"}  # command -> signature
+COMMANDS = ("sample", "continue", "interpolate", "reconstruct", "continue_midi")
 
 
 class StudioError(MusicgenError):
@@ -62,9 +65,35 @@ class ModelInfo:
     def family(self) -> str:
         return self.metadata.get("family", "?")
 
+    @property
+    def is_txl(self) -> bool:
+        """A Transformer-XL export (`generate` + `continue`: REMI tokens, lengths in bars)."""
+        return {"generate", "continue"} <= set(self.signatures)
+
+    @property
+    def is_audio(self) -> bool:
+        """An audio model (waveform converter): results are WAV clips, not MIDI."""
+        return self.metadata.get("converter", {}).get("name") == "waveform"
+
+    @property
+    def labels(self) -> tuple[str, list[str]] | None:
+        """(input name, vocabulary) of the `sample` signature's label input ("genre_id") when the data schema names
+        the labels, else None."""
+        inputs = self.metadata.get("signatures", {}).get("sample", {}).get("inputs", {})
+        for name in inputs:
+            if name.endswith("_id"):
+                vocabulary = self.metadata.get("schema", {}).get("labels", {}).get(name[:-3], {}).get("vocabulary")
+                if vocabulary:
+                    return name, list(vocabulary)
+        return None
+
     def can(self, command: str) -> bool:
-        """Whether the model has the signature `command` ("sample", "continue", "interpolate") needs."""
-        return COMMANDS[command] in self.metadata.get("signatures", {})
+        """Whether the model has the signatures `command` (one of COMMANDS) needs."""
+        have = set(self.signatures)
+        needs = {"sample": self.is_txl or "sample" in have, "continue": "continue_melody" in have,
+                 "interpolate": "interpolate" in have, "continue_midi": self.is_txl,
+                 "reconstruct": "reconstruct" in have if self.is_audio else {"encode", "decode"} <= have}
+        return needs[command]
 
     def describe(self) -> str:
         return f"{self.family} · {self.representation} · preset {self.preset} · version {self.version}"
@@ -227,25 +256,42 @@ def _first_line(error: BaseException, limit: int = 400) -> str:
 # -- uploads -----------------------------------------------------------------------------------------------------------
 
 def save_upload(data: bytes, filename: str, folder, converter_config: dict | None = None) -> str:
-    """Write an uploaded MIDI file into `folder` after checking it is MIDI the model's converter can use.
+    """Write an uploaded MIDI file (a WAV file for an audio model's converter) into `folder` after checking the
+    model's converter can use it.
 
     Returns the saved path.  StudioError names the upload and says what is wrong with it.
     """
-    from musicgen_tf.music.midi_io import midi_bytes_to_note_sequence
-
     label = filename or "the upload"
     if not data:
         raise StudioError(f"{label} is empty")
+    converter = None
+    if converter_config is not None:
+        from musicgen_tf.music.representations import converter_from_config
+
+        converter = converter_from_config(converter_config)
+    if converter is not None and converter.name == "waveform":
+        _read_clip(data, label, converter)
+    else:
+        _check_midi(data, label, converter)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    default = "upload.wav" if converter is not None and converter.name == "waveform" else "upload.mid"
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(filename or default).name) or default
+    path = folder / safe
+    path.write_bytes(data)
+    return str(path)
+
+
+def _check_midi(data: bytes, label: str, converter) -> None:
+    from musicgen_tf.music.midi_io import midi_bytes_to_note_sequence
+
     if not data.startswith(b"MThd"):
         raise StudioError(f"{label} is not a MIDI file (MIDI files start with 'MThd'); upload a .mid file")
     try:
         ns = midi_bytes_to_note_sequence(data, label)
     except SkipInput as error:
         raise StudioError(f"{label}: {error.reason}" + (f" ({error.detail})" if error.detail else "")) from None
-    if converter_config is not None:
-        from musicgen_tf.music.representations import converter_from_config
-
-        converter = converter_from_config(converter_config)
+    if converter is not None:
         try:
             examples = converter.to_examples(ns)
         except SkipInput as error:
@@ -254,12 +300,26 @@ def save_upload(data: bytes, filename: str, folder, converter_config: dict | Non
         if not examples:
             raise StudioError(f"{label}: this model's {converter.name} representation found no usable window "
                               "in it (too short, or no notes in the model's range?)")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(filename or "upload.mid").name) or "upload.mid"
-    path = folder / safe
-    path.write_bytes(data)
-    return str(path)
+
+
+def _read_clip(data: bytes, label: str, converter) -> np.ndarray:
+    """Audio file bytes -> the converter's first frame, float32 [frame_length] (mono, at its sample rate)."""
+    import io
+
+    import soundfile
+
+    from musicgen_tf.music.converter import Waveform
+
+    try:
+        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except Exception:
+        raise StudioError(f"{label} is not a readable audio file; upload a .wav file") from None
+    try:
+        examples = converter.to_examples(Waveform(samples.mean(axis=1), int(rate)), label)
+    except SkipInput as error:
+        raise StudioError(f"{label}: this model cannot use it: {error.reason}"
+                          + (f" ({error.detail})" if error.detail else "")) from None
+    return np.asarray(examples[0]["audio"], np.float32)
 
 
 # -- generating --------------------------------------------------------------------------------------------------------
@@ -286,19 +346,34 @@ class Generation:
 
 def generate(model, command: str, out_dir, *, num: int = 2, temperature: float = 1.0, seed: int | None = None,
              steps: int | None = None, midi_a: str | None = None, midi_b: str | None = None,
-             prompt: str | None = None) -> Generation:
+             prompt: str | None = None, top_k: int = 0, prompt_bars: int = 4, label: int | None = None,
+             upload: str | None = None) -> Generation:
     """Call `model` (LocalModel or ServingClient) like `musicgen serve-client` and render every result.
 
-    command: "sample" (num, temperature, seed), "continue" (prompt, steps, temperature, seed) or "interpolate"
-    (midi_a, midi_b, steps).  Files go to `out_dir`; melodies also get a MusicXML file and an SVG score.
+    command: "sample" (num, temperature, seed; Transformer-XL: steps = bars, top_k; audio: label id or None),
+    "continue" (prompt "60 _ 62", steps, temperature, seed), "interpolate" (midi_a, midi_b, steps),
+    "continue_midi" (Transformer-XL: upload = MIDI prompt cut to its first `prompt_bars` bars, steps = new bars) or
+    "reconstruct" (upload = MIDI file, or WAV for an audio model: its first window encoded and decoded greedily;
+    results "original" and "reconstruction").  Files go to `out_dir`; melodies also get MusicXML and an SVG score.
     """
     from musicgen_tf.serving.client import ServingError, client_generate
 
     if command not in COMMANDS:
         raise StudioError(f"unknown command {command!r}; use one of {sorted(COMMANDS)}")
     try:
-        output = client_generate(model, command, str(out_dir), num=num, temperature=temperature, seed=seed,
-                                 steps=steps, midi_a=midi_a, midi_b=midi_b, prompt=prompt)
+        kind = _kind(model)
+        if command == "reconstruct":
+            output = _reconstruct(model, out_dir, upload, label)
+        elif kind == "txl" and command in ("sample", "continue_midi"):
+            output = _txl(model, command, out_dir, num, temperature, seed, steps or 4, top_k, upload, prompt_bars)
+        elif kind == "audio" and command == "sample":
+            output = _audio_sample(model, out_dir, num, temperature, seed, label)
+        elif command == "continue_midi":
+            raise StudioError(f"model {getattr(model, 'model', '?')} is not a Transformer-XL export: it cannot "
+                              "continue a MIDI file (no 'generate' and 'continue' signatures)")
+        else:
+            output = client_generate(model, command, str(out_dir), num=num, temperature=temperature, seed=seed,
+                                     steps=steps, midi_a=midi_a, midi_b=midi_b, prompt=prompt)
     except StudioError:
         raise
     except ServingError as error:
@@ -308,13 +383,130 @@ def generate(model, command: str, out_dir, *, num: int = 2, temperature: float =
                           f"{type(error).__name__}: {_first_line(error)}") from None
     results = []
     for files in output["files"]:
-        result = Result(stem=Path(files["mid"]).stem, files=dict(files))
+        result = Result(stem=Path(files.get("mid") or files["wav"]).stem, files=dict(files))
         if "musicxml" in files:
             result.svg, result.sheet_note = _sheet(files["musicxml"])
-        else:
+        elif "mid" in files:
             result.sheet_note = "no sheet music for this representation (drums and grooves are shown as a piano roll)"
         results.append(result)
     return Generation(command=command, results=results, seed=output.get("seed"), text=output.get("text"))
+
+
+# -- what client_generate does not cover: reconstruction, Transformer-XL with top-k and a cut prompt, audio by label
+
+def _setup(model):
+    """(musicgen.json, converter, signatures) of a model."""
+    from musicgen_tf.music.representations import converter_from_config
+    from musicgen_tf.serving.client import model_config
+
+    config, _ = model_config(model)
+    return config, converter_from_config(config["converter"]), model.signatures()
+
+
+def _kind(model) -> str:
+    """"txl", "audio" or "symbolic"."""
+    signatures = model.signatures()
+    if "generate" in signatures and "continue" in signatures:
+        return "txl"
+    info = getattr(model, "info", None)
+    converter = info.metadata["converter"] if info is not None else _setup(model)[0]["converter"]
+    return "audio" if converter.get("name") == "waveform" else "symbolic"
+
+
+def _seed(seed: int | None) -> tuple[int, np.ndarray]:
+    if seed is None:
+        seed = int(np.random.default_rng().integers(0, 2 ** 31 - 1))
+    return seed, np.array([seed, 0], np.int64)
+
+
+def _label_inputs(signature: dict, count: int, label: int | None) -> dict:
+    """Every `<label>_id` input of a signature: `label` (-1 = none / cycle) for each of `count` rows."""
+    return {name: np.full([count], -1 if label is None else label, np.int64)
+            for name in signature["inputs"] if name.endswith("_id")}
+
+
+def _render(config: dict, pieces: list, stems: list[str], out_dir) -> list[dict]:
+    from musicgen_tf.music import render
+    from musicgen_tf.serving.client import MONOPHONIC
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    melody = config.get("representation", config["converter"].get("name")) in MONOPHONIC
+    return [render.render_all(piece, out, stem, musicxml=melody) for piece, stem in zip(pieces, stems)]
+
+
+def _write_clip(clip, sample_rate: int, out_dir, stem: str) -> dict:
+    """A clip -> {"wav", "waveform_png", "spectrogram_png"}."""
+    import soundfile
+
+    from musicgen_tf.music import render
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    clip = np.clip(np.nan_to_num(np.asarray(clip, np.float32)), -1.0, 1.0)
+    wav = out / f"{stem}.wav"
+    soundfile.write(str(wav), clip, sample_rate, subtype="PCM_16")
+    return {"wav": str(wav), "waveform_png": render.waveform_png(clip, sample_rate, out / f"{stem}.waveform.png", stem),
+            "spectrogram_png": render.spectrogram_png(clip, sample_rate, out / f"{stem}.spectrogram.png", stem)}
+
+
+def _reconstruct(model, out_dir, upload: str | None, label: int | None) -> dict:
+    """The upload's first window -> encode -> z_mean -> decode (temperature 0) -> original and reconstruction."""
+    from musicgen_tf.serving.client import _first_example, _rows
+
+    if not upload:
+        raise StudioError("reconstruct needs an uploaded file")
+    config, converter, signatures = _setup(model)
+    if converter.name == "waveform":
+        clip = _read_clip(Path(upload).read_bytes(), Path(upload).name, converter)
+        inputs = {"audio": clip[None], **_label_inputs(signatures["reconstruct"], 1, label)}
+        audio = model.predict("reconstruct", inputs)["audio"][0]
+        return {"files": [_write_clip(clip, converter.sample_rate, out_dir, "original"),
+                          _write_clip(audio, converter.sample_rate, out_dir, "reconstruction")]}
+    if not {"encode", "decode"} <= set(signatures):
+        raise StudioError(f"model {getattr(model, 'model', '?')} cannot reconstruct (it needs 'encode' and 'decode' "
+                          f"signatures; it has {sorted(signatures)})")
+    example = _first_example(converter, upload)
+    inputs = {name: np.asarray(example[name])[None] for name in signatures["encode"]["inputs"] if name in example}
+    inputs.update(_label_inputs(signatures["encode"], 1, label))
+    z = model.predict("encode", inputs)["z_mean"]
+    decoded = model.predict("decode", {"z": z, "temperature": np.float32(0.0), "seed": np.zeros([2], np.int64),
+                                       **_label_inputs(signatures["decode"], 1, label)})
+    pieces = [converter.from_example(example), converter.from_example(_rows(decoded)[0])]
+    return {"files": _render(config, pieces, ["original", "reconstruction"], out_dir)}
+
+
+def _txl(model, command, out_dir, num, temperature, seed, bars, top_k, upload, prompt_bars) -> dict:
+    """Transformer-XL: `generate` num pieces of `bars` bars, or `continue` the upload's first `prompt_bars` bars."""
+    from musicgen_tf.serving.client import _first_example
+
+    config, converter, _ = _setup(model)
+    seed, seed_pair = _seed(seed)
+    inputs = {"num": np.int32(num), "num_bars": np.int32(bars), "temperature": np.float32(temperature),
+              "top_k": np.int32(top_k), "max_tokens": np.int32(4096), "seed": seed_pair}
+    pieces, stems = [], []
+    if command == "continue_midi":
+        if not upload:
+            raise StudioError("continue needs an uploaded MIDI file")
+        prompt = converter.first_bars(_first_example(converter, upload)["tokens"], prompt_bars)
+        inputs.update(num=np.int32(1), prompt_tokens=prompt)
+        pieces, stems = [converter.from_example({"tokens": prompt})], ["prompt"]
+    tokens = model.predict("generate" if command == "sample" else "continue", inputs)["tokens"]
+    prefix = "sample" if command == "sample" else "continuation"
+    pieces += [converter.from_example({"tokens": row}) for row in tokens]
+    stems += [f"{prefix}-{index:02d}" for index in range(len(tokens))]
+    return {"files": _render(config, pieces, stems, out_dir), "seed": seed}
+
+
+def _audio_sample(model, out_dir, num, temperature, seed, label) -> dict:
+    """An audio model's `sample` (label id, or None to cycle through the labels) -> WAV + waveform + spectrogram."""
+    _, converter, signatures = _setup(model)
+    seed, seed_pair = _seed(seed)
+    inputs = {"num": np.int32(num), "temperature": np.float32(temperature), "seed": seed_pair,
+              **_label_inputs(signatures["sample"], num, label)}
+    clips = model.predict("sample", inputs)["audio"]
+    return {"files": [_write_clip(clip, converter.sample_rate, out_dir, f"sample-{index:02d}")
+                      for index, clip in enumerate(clips)], "seed": seed}
 
 
 def _sheet(musicxml_path: str) -> tuple[str | None, str | None]:

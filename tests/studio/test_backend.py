@@ -90,6 +90,62 @@ def test_continue_and_interpolate(models_dir, tmp_path):
     assert [r.stem for r in path.results] == ["interpolate-00", "interpolate-01", "interpolate-02"]
 
 
+def test_reconstruct_a_midi_upload(models_dir, tmp_path):
+    melody = backend.model_info(models_dir / "melody")
+    assert melody.can("reconstruct") and not melody.can("continue_midi") and not melody.is_audio
+    assert melody.labels is None
+    fixtures.write_midi(tmp_path / "tune.mid", fixtures.melody_notes(2, pitches=[60, 62, 64, 65] * 4))
+    upload = backend.save_upload((tmp_path / "tune.mid").read_bytes(), "my tune.mid", tmp_path / "uploads",
+                                 melody.metadata["converter"])
+    assert Path(upload).name == "my_tune.mid"
+    model = backend.open_model(melody)
+    done = backend.generate(model, "reconstruct", tmp_path / "r", upload=upload)
+    again = backend.generate(model, "reconstruct", tmp_path / "r2", upload=upload)
+    assert [r.stem for r in done.results] == ["original", "reconstruction"]
+    for result in done.results:
+        assert set(result.files) == {"mid", "wav", "png", "musicxml"} and result.svg
+        assert all(Path(path).stat().st_size > 0 for path in result.files.values())
+    # temperature 0: the reconstruction is deterministic
+    assert (Path(done.results[1].files["mid"]).read_bytes() == Path(again.results[1].files["mid"]).read_bytes())
+    with pytest.raises(StudioError, match="needs an uploaded file"):
+        backend.generate(model, "reconstruct", tmp_path / "x")
+    with pytest.raises(StudioError, match="not a Transformer-XL export"):
+        backend.generate(model, "continue_midi", tmp_path / "x", upload=upload)
+
+
+def test_transformer_xl_sample_and_continue_a_midi_file(tmp_path):
+    from tests.serving.test_export_txl_cvae import exported
+
+    info = backend.model_info(exported("txl"))
+    assert info.is_txl and [c for c in backend.COMMANDS if info.can(c)] == ["sample", "continue_midi"]
+    model = backend.open_model(info)
+    done = backend.generate(model, "sample", tmp_path / "s", num=2, steps=2, top_k=8, temperature=0.9, seed=3)
+    assert [r.stem for r in done.results] == ["sample-00", "sample-01"] and done.seed == 3
+    fixtures.write_midi(tmp_path / "p.mid", fixtures.melody_notes(4, pitches=[60, 62, 64, 65] * 4))
+    upload = backend.save_upload((tmp_path / "p.mid").read_bytes(), "p.mid", tmp_path / "u", info.metadata["converter"])
+    done = backend.generate(model, "continue_midi", tmp_path / "c", upload=upload, prompt_bars=2, steps=1, seed=1)
+    assert [r.stem for r in done.results] == ["prompt", "continuation-00"]
+    assert set(done.results[1].files) == {"mid", "wav", "png"}
+
+
+def test_audio_sample_by_genre_and_reconstruct_a_wav(tmp_path):
+    from tests.serving.test_export_txl_cvae import exported
+
+    info = backend.model_info(exported("cvae"))
+    assert info.is_audio and info.labels == ("genre_id", ["jazz", "rock"])
+    assert [c for c in backend.COMMANDS if info.can(c)] == ["sample", "reconstruct"]
+    model = backend.open_model(info)
+    done = backend.generate(model, "sample", tmp_path / "s", num=2, seed=3, label=1)
+    assert [r.stem for r in done.results] == ["sample-00", "sample-01"]
+    assert all(set(r.files) == {"wav", "waveform_png", "spectrogram_png"} for r in done.results)
+    with pytest.raises(StudioError, match="not a readable audio file"):
+        backend.save_upload(b"RIFFjunk", "x.wav", tmp_path / "u", info.metadata["converter"])
+    wav = Path(done.results[0].files["wav"]).read_bytes()
+    upload = backend.save_upload(wav, "clip.wav", tmp_path / "u", info.metadata["converter"])
+    done = backend.generate(model, "reconstruct", tmp_path / "r", upload=upload, label=0)
+    assert [r.stem for r in done.results] == ["original", "reconstruction"]
+
+
 def test_errors_are_plain_words(models_dir, tmp_path):
     melody = backend.model_info(models_dir / "melody")
     with pytest.raises(StudioError, match="not a MIDI file"):
