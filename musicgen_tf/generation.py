@@ -20,7 +20,8 @@ from musicgen_tf.train.trainer import load_trained_model
 MONOPHONIC = ("melody", "melody_timeseries")  # representations whose results also get sheet music
 
 
-def _render(pieces, out_dir: str, prefix: str, representation: str = "") -> list[dict]:
+def render_pieces(pieces, out_dir: str, prefix: str, representation: str = "") -> list[dict]:
+    """Write `<prefix>-NN.{mid,wav,png}` (+ `.musicxml` for monophonic representations) per piece."""
     from musicgen_tf.music import render
 
     out = Path(os.path.expanduser(out_dir))
@@ -36,7 +37,7 @@ def generate(run_dir: str, out_dir: str, num: int = 8, temperature: float = 1.0,
     seed_pair = None if seed is None else [seed, 0]
     outputs = run.model.sample(num, temperature=temperature, seed=seed_pair, labels=run.label_ids(label, num))
     pieces = [run.converter.from_example(example) for example in outputs_to_examples(outputs)]
-    return _render(pieces, out_dir, "sample", run.preset.representation)
+    return render_pieces(pieces, out_dir, "sample", run.preset.representation)
 
 
 def continue_melody(run_dir: str, prompt: str, out_dir: str, steps: int = 64, temperature: float = 1.0,
@@ -50,7 +51,7 @@ def continue_melody(run_dir: str, prompt: str, out_dir: str, steps: int = 64, te
                                        seed=None if seed is None else [seed, 0])
     piece = run.converter.from_example({"tokens": np.asarray(tokens)})
     print(f"  {run.converter.decode_symbols(tokens)}")
-    return _render([piece], out_dir, "continuation", run.preset.representation)
+    return render_pieces([piece], out_dir, "continuation", run.preset.representation)
 
 
 def _first_example(converter, midi_path: str) -> dict[str, np.ndarray]:
@@ -75,7 +76,7 @@ def interpolate(run_dir: str, midi_a: str, midi_b: str, out_dir: str, steps: int
     a, b = (_batch([_first_example(run.converter, path)]) for path in (midi_a, midi_b))
     outputs = run.model.interpolate(a, b, steps)
     pieces = [run.converter.from_example(example) for example in outputs_to_examples(outputs)]
-    return _render(pieces, out_dir, "interpolation", run.preset.representation)
+    return render_pieces(pieces, out_dir, "interpolation", run.preset.representation)
 
 
 def reconstruct(run_dir: str, midi: str, out_dir: str, temperature: float = 0.0,
@@ -87,4 +88,4 @@ def reconstruct(run_dir: str, midi: str, out_dir: str, temperature: float = 0.0,
     outputs = run.model.decode(z_mean, temperature=temperature)
     pieces = [run.converter.from_example(example) for example in outputs_to_examples(outputs)]
     original = run.converter.from_example({k: v[0] for k, v in example.items()})
-    return _render([original] + pieces, out_dir, "reconstruction", run.preset.representation)
+    return render_pieces([original] + pieces, out_dir, "reconstruction", run.preset.representation)

@@ -9,21 +9,13 @@ from __future__ import annotations
 import json
 import math
 import os
-from pathlib import Path
 
 
 from musicgen_tf.errors import MusicgenError, SkipInput
+from musicgen_tf.generation import render_pieces
 from musicgen_tf.train.trainer import load_trained_model
 
 TOKENS_PER_BAR_CAP = 256  # default max_tokens = bars * this (+ the prompt)
-
-
-def _render(pieces, out_dir: str, prefix: str) -> list[dict]:
-    from musicgen_tf.music import render
-
-    out = Path(os.path.expanduser(out_dir))
-    out.mkdir(parents=True, exist_ok=True)
-    return [render.render_all(piece, out, f"{prefix}-{index:02d}") for index, piece in enumerate(pieces)]
 
 
 def _txl_run(run_dir: str, checkpoint: str | None):
@@ -48,7 +40,7 @@ def generate_remi(run_dir: str, out_dir: str, num: int = 1, bars: int = 32, temp
     tokens = run.model.generate(bars, temperature=temperature, top_k=top_k, seed=_seed(seed, 0),
                                 max_tokens=max_tokens, num=num)
     pieces = [run.converter.from_example({"tokens": row}) for row in tokens]
-    return _render(pieces, out_dir, "sample")
+    return render_pieces(pieces, out_dir, "sample")
 
 
 def continue_remi(run_dir: str, prompt_midi: str, out_dir: str, prompt_bars: int = 8, bars: int = 24,
@@ -69,7 +61,7 @@ def continue_remi(run_dir: str, prompt_midi: str, out_dir: str, prompt_bars: int
                                        max_tokens=max_tokens, num=num)
     prompt_piece = run.converter.from_example({"tokens": prompt})
     pieces = [run.converter.from_example({"tokens": row}) for row in tokens]
-    return _render([prompt_piece], out_dir, "prompt") + _render(pieces, out_dir, "continuation")
+    return render_pieces([prompt_piece], out_dir, "prompt") + render_pieces(pieces, out_dir, "continuation")
 
 
 def _clean(value):
