@@ -31,11 +31,20 @@ Label conditioning (`num_labels > 0`, not in Magenta): `inputs[f"{label_key}_id"
 embedding that is appended to every encoder input step and to z (hence to the decoder's initial state and inputs).
 A missing label or id -1 (an unknown label in `make_dataset`) gives a zero embedding, i.e. "no label".
 
+Scheduled sampling (Magenta's `sampling_schedule` / `sampling_rate` hparams and `ScheduledOutputTrainingHelper`):
+from the second step of each segment on, every sequence reads, with probability p, its own sample of the previous
+step (temperature 1, no gradient through the draw) instead of the true previous step.  p is
+    constant          p = sampling_rate
+    exponential       p = 1 - sampling_rate ** step
+    inverse_sigmoid   p = 1 - sampling_rate / (sampling_rate + exp(step / sampling_rate))
+at training step `step`, and 1 outside training (validation then measures free-running reconstruction, as
+Magenta's eval jobs do).  It needs a step-by-step decoder loop, so models without a schedule keep the fused path.
+
 Generation (`sample`, `decode`, `interpolate`) is one `tf.while_loop` over the T steps that steps the same LSTM
 cells the fused layers use, with `tf.random.stateless_*` draws, so it runs eagerly, inside `tf.function` and in a
-SavedModel signature.  Not ported from Magenta: scheduled sampling, beam search, variable-length sequences and
-hierarchical *encoders*; gradient clipping (Magenta: global norm 1.0) and the learning-rate decay belong to the
-optimizer passed to `compile`.
+SavedModel signature.  Not ported from Magenta: beam search, variable-length sequences and hierarchical
+*encoders*; gradient clipping (Magenta: global norm 1.0) and the learning-rate decay belong to the optimizer
+passed to `compile`.
 """
 
 from __future__ import annotations
@@ -72,6 +81,27 @@ def kl_beta(step, max_beta, beta_rate):
     """Magenta's KL weight `(1 - beta_rate ** step) * max_beta` at training step `step` -> float32 scalar."""
     decay = tf.pow(tf.constant(beta_rate, tf.float64), tf.cast(step, tf.float64))  # float64: 0.99999 ** step
     return tf.cast((1.0 - decay) * max_beta, tf.float32)
+
+
+def sampling_probability(step, schedule, rate):
+    """Magenta's scheduled-sampling probability at training step `step` -> float32 scalar."""
+    step = tf.cast(step, tf.float32)
+    if schedule == "constant":
+        return tf.constant(rate, tf.float32)
+    if schedule == "exponential":
+        return 1.0 - tf.pow(tf.constant(rate, tf.float32), step)
+    return tf.sigmoid(step / rate - math.log(rate))  # = 1 - k / (k + exp(step / k)), without overflow
+
+
+def _check_sampling_schedule(schedule, rate):
+    """Magenta's validity ranges, checked when the model is built rather than at the first training step."""
+    ranges = {"constant": (0 <= rate <= 1, "in [0, 1]"), "exponential": (0 < rate < 1, "in (0, 1)"),
+              "inverse_sigmoid": (rate >= 1, "at least 1")}
+    if schedule not in ranges:
+        raise ValueError(f"sampling_schedule must be one of {tuple(ranges)}, got {schedule!r}")
+    valid, expected = ranges[schedule]
+    if not valid:
+        raise ValueError(f"a {schedule!r} sampling_rate must be {expected}, got {rate}")
 
 
 def slerp(p0, p1, t):
@@ -248,7 +278,8 @@ class LstmStack(keras.layers.Layer):
                          `initial_cell_state_from_embedding`, kernel ~ N(0, 0.001))
     `call(x, states, constant=None)`:  float [N, L, F] (+ float [N, E] read at every step) -> float [N, L, units[-1]]
                          (teacher forcing; `run_lstm` over the `keras.layers.LSTM` weights)
-    `step(x, states)`:   float [N, F] -> (float [N, units[-1]], new states)  (the same weights, one step)
+    `step(x, states, training=False)`:  float [N, F] -> (float [N, units[-1]], new states)  (the same weights,
+                         one step; dropout on each layer's input when training, as `call`)
     """
 
     def __init__(self, units, dropout=0.0, **kwargs):
@@ -282,10 +313,10 @@ class LstmStack(keras.layers.Layer):
             constant = None
         return tf.transpose(x, [1, 0, 2])
 
-    def step(self, x, states):
+    def step(self, x, states, training=False):
         new_states = []
-        for lstm, state in zip(self.lstms, states):
-            x, state = lstm.cell(tf.cast(x, self.compute_dtype), state, training=False)
+        for dropout, lstm, state in zip(self.dropouts, self.lstms, states):
+            x, state = lstm.cell(dropout(tf.cast(x, self.compute_dtype), training=training), state, training=False)
             new_states.append(list(state))
         return x, new_states
 
@@ -312,7 +343,8 @@ class MusicVAE(LossDictModel):
     def __init__(self, output_kind=CATEGORICAL, vocab_size=90, num_classes=9, drum_roll_input=False, seq_len=32,
                  encoder_units=(512,), latent_dim=256, decoder_units=(256, 256), decoder="flat",
                  conductor_units=(1024, 1024), level_lengths=None, embedding_dim=64, dropout=0.0, free_bits=0.0,
-                 max_beta=0.2, beta_rate=0.99999, num_labels=0, label_dim=16, label_key="label", **kwargs):
+                 max_beta=0.2, beta_rate=0.99999, sampling_schedule="constant", sampling_rate=0.0, num_labels=0,
+                 label_dim=16, label_key="label", **kwargs):
         super().__init__(**kwargs)
         if output_kind not in (CATEGORICAL, GROOVE):
             raise ValueError(f"output_kind must be {CATEGORICAL!r} or {GROOVE!r}, got {output_kind!r}")
@@ -327,6 +359,7 @@ class MusicVAE(LossDictModel):
             if level_lengths is None or len(level_lengths) != 2 or level_lengths[0] * level_lengths[1] != seq_len:
                 raise ValueError(f"hierarchical decoder needs level_lengths (segments, steps) whose product is "
                                  f"seq_len={seq_len}, got {level_lengths}")
+        _check_sampling_schedule(sampling_schedule, float(sampling_rate))
         self.output_kind, self.vocab_size, self.num_classes = output_kind, int(vocab_size), int(num_classes)
         self.drum_roll_input, self.seq_len = bool(drum_roll_input), int(seq_len)
         self.encoder_units, self.latent_dim = tuple(encoder_units), int(latent_dim)
@@ -335,6 +368,8 @@ class MusicVAE(LossDictModel):
         self.level_lengths = None if level_lengths is None else tuple(int(n) for n in level_lengths)
         self.embedding_dim, self.dropout = int(embedding_dim), float(dropout)
         self.free_bits, self.max_beta, self.beta_rate = float(free_bits), float(max_beta), float(beta_rate)
+        self.sampling_schedule, self.sampling_rate = sampling_schedule, float(sampling_rate)
+        self.scheduled_sampling = not (sampling_schedule == "constant" and self.sampling_rate == 0.0)
         self.num_labels, self.label_dim, self.label_key = int(num_labels), int(label_dim), label_key
         self.output_depth = self.vocab_size if output_kind == CATEGORICAL else 3 * self.num_classes
         # (segments, steps per segment); the flat decoder is one segment of seq_len steps.
@@ -358,6 +393,8 @@ class MusicVAE(LossDictModel):
         self.decoder = LstmStack(self.decoder_units, self.dropout, name="decoder")
         self.output_projection = keras.layers.Dense(self.output_depth, dtype="float32", name="output_projection")
 
+        if self.scheduled_sampling:
+            self.metric_names = MusicVAE.metric_names + ("sampling_probability",)
         self.create_trackers()
         self.build()
 
@@ -391,7 +428,9 @@ class MusicVAE(LossDictModel):
                 "conductor_units": list(self.conductor_units),
                 "level_lengths": None if self.level_lengths is None else list(self.level_lengths),
                 "embedding_dim": self.embedding_dim, "dropout": self.dropout, "free_bits": self.free_bits,
-                "max_beta": self.max_beta, "beta_rate": self.beta_rate, "num_labels": self.num_labels,
+                "max_beta": self.max_beta, "beta_rate": self.beta_rate,
+                "sampling_schedule": self.sampling_schedule, "sampling_rate": self.sampling_rate,
+                "num_labels": self.num_labels,
                 "label_dim": self.label_dim, "label_key": self.label_key}
 
     @classmethod
@@ -456,11 +495,49 @@ class MusicVAE(LossDictModel):
         batch, depth = tf.shape(features)[0], features.shape[-1]
         previous = tf.reshape(previous, [batch * self.segments, self.segment_len, depth])
         embeddings = tf.reshape(embeddings, [batch * self.segments, embeddings.shape[-1]])
-        # Each step reads [previous, embedding]; the embedding's share of the input projection is computed once.
-        h = self.decoder(previous, self.decoder.initial_state(embeddings), constant=embeddings,
-                         training=training)  # [B * U, L, H]
-        logits = self.output_projection(h)
+        states = self.decoder.initial_state(embeddings)
+        if self.scheduled_sampling:
+            logits = self._decode_scheduled(previous, embeddings, states, self.current_sampling_probability(training),
+                                            training)
+        else:
+            # Each step reads [previous, embedding]; the embedding's share of the input projection is computed once.
+            logits = self.output_projection(self.decoder(previous, states, constant=embeddings, training=training))
         return tf.reshape(logits, [batch, self.seq_len, self.output_depth])
+
+    def current_sampling_probability(self, training):
+        """The scheduled-sampling probability now: the schedule at the optimizer's step, 1 outside training."""
+        if not training:
+            return tf.constant(1.0)
+        return sampling_probability(self._training_step(), self.sampling_schedule, self.sampling_rate)
+
+    def _training_step(self):
+        """The optimizer's step count (resume-safe schedules); 0 before `compile`."""
+        optimizer = getattr(self, "optimizer", None)
+        return optimizer.iterations if optimizer is not None else 0
+
+    def _decode_scheduled(self, previous, embeddings, states, probability, training):
+        """Scheduled sampling, one decoder step at a time.
+
+        previous [N, L, F] teacher inputs; embeddings [N, E]; states: the decoder's initial states ->
+        logits float32 [N, L, D].  Step 0 of every segment reads the teacher input (as Magenta's helper does).
+        """
+        previous = tf.transpose(previous, [1, 0, 2])  # [L, N, F]
+        use_sample = keras.random.uniform(tf.shape(previous)[:2], seed=self.noise) < probability  # [L, N]
+        seed = tf.cast(keras.random.randint([2], 0, 2 ** 31 - 1, seed=self.noise), tf.int64)
+        logits_array = tf.TensorArray(tf.float32, size=self.segment_len)
+
+        def body(t, sampled, states, logits_array):
+            x = tf.where(use_sample[t][:, None], sampled, previous[t])
+            h, states = self.decoder.step(tf.concat([x, embeddings], axis=-1), states, training=training)
+            logits = self.output_projection(h)
+            _, sampled = self._sample_step(tf.stop_gradient(logits), 1.0,
+                                           tf.random.experimental.stateless_fold_in(seed, t, alg=RNG_ALG))
+            return t + 1, tf.cast(sampled, previous.dtype), states, logits_array.write(t, logits)
+
+        _, _, _, logits_array = tf.while_loop(lambda t, *_: t < self.segment_len, body,
+                                              (tf.constant(0), previous[0], states, logits_array),
+                                              maximum_iterations=self.segment_len)
+        return tf.transpose(logits_array.stack(), [1, 0, 2])
 
     def call(self, inputs, training=False):
         targets = self._targets(inputs)
@@ -494,11 +571,13 @@ class MusicVAE(LossDictModel):
         reconstruction, accuracy = self.reconstruction_loss(self._targets(inputs), outputs["logits"])
         kl = kl_divergence(outputs["z_mean"], outputs["z_sigma"])
         kl_cost = free_bits_kl_cost(kl, self.free_bits)
-        step = self.optimizer.iterations if self.optimizer is not None else 0
-        beta = kl_beta(step, self.max_beta, self.beta_rate)
+        beta = kl_beta(self._training_step(), self.max_beta, self.beta_rate)
         reconstruction, kl_cost = tf.reduce_mean(reconstruction), tf.reduce_mean(kl_cost)
-        return {"loss": reconstruction + beta * kl_cost, "reconstruction_loss": reconstruction,
-                "kl": tf.reduce_mean(kl) / math.log(2.0), "kl_cost": kl_cost, "beta": beta, "accuracy": accuracy}
+        losses = {"loss": reconstruction + beta * kl_cost, "reconstruction_loss": reconstruction,
+                  "kl": tf.reduce_mean(kl) / math.log(2.0), "kl_cost": kl_cost, "beta": beta, "accuracy": accuracy}
+        if self.scheduled_sampling:
+            losses["sampling_probability"] = self.current_sampling_probability(training)
+        return losses
 
     # -- generation --------------------------------------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from musicgen_tf.models.music_vae import MusicVAE, free_bits_kl_cost, kl_beta, kl_divergence, slerp
+from musicgen_tf.models.music_vae import (MusicVAE, free_bits_kl_cost, kl_beta, kl_divergence, sampling_probability,
+                                          slerp)
 from musicgen_tf.music.melody import MelodyConverter
 
 T = 16
@@ -22,6 +23,7 @@ VARIANTS = {
     "groove": dict(output_kind="groove", num_classes=9),
     "groove_hierarchical": dict(output_kind="groove", num_classes=9, decoder="hierarchical", level_lengths=(2, 8),
                                 conductor_units=(16,)),
+    "melody_scheduled_sampling": dict(vocab_size=90, sampling_schedule="constant", sampling_rate=0.5),
 }
 
 
@@ -107,6 +109,10 @@ def test_bad_config_is_refused():
         MusicVAE(**TINY, vocab_size=90, drum_roll_input=True)
     with pytest.raises(ValueError, match="seq_len=16"):
         make_model("melody_flat")({"tokens": np.zeros([2, 32], np.int64)})
+    with pytest.raises(ValueError, match="inverse_sigmoid.*at least 1"):
+        make_model("melody_flat", sampling_schedule="inverse_sigmoid", sampling_rate=0.5)
+    with pytest.raises(ValueError, match="sampling_schedule must be one of"):
+        make_model("melody_flat", sampling_schedule="linear", sampling_rate=0.5)
 
 
 # -- ELBO pieces ------------------------------------------------------------------------------------------------------
@@ -157,6 +163,68 @@ def test_groove_loss_matches_magenta_formula():
     assert float(accuracy) == 0.0  # logit 0 predicts "no hit"
 
 
+# -- scheduled sampling -----------------------------------------------------------------------------------------------
+
+def test_sampling_probability_schedules_match_magenta_formulas():
+    np.testing.assert_allclose(sampling_probability(123, "constant", 0.25), 0.25)
+    np.testing.assert_allclose(sampling_probability(100, "exponential", 0.99), 1 - 0.99 ** 100, rtol=1e-5)
+    np.testing.assert_allclose(sampling_probability(0, "inverse_sigmoid", 1000.0), 1 - 1000 / 1001, rtol=1e-5)
+    # inverse sigmoid crosses 1/2 where exp(step / k) = k
+    np.testing.assert_allclose(sampling_probability(1000 * math.log(1000), "inverse_sigmoid", 1000.0), 0.5,
+                               rtol=1e-4)
+
+
+def _decode_with_schedule(variant, schedule, rate, weights_from=None, seed=0):
+    """Teacher-forced decoder logits of a fixed z for `make_batch(seed)`, at optimizer step 0 in training mode."""
+    model = make_model(variant, sampling_schedule=schedule, sampling_rate=rate)
+    if weights_from is not None:
+        model.set_weights(weights_from.get_weights())
+    batch = make_batch(model, seed=seed)
+    z = tf.random.stateless_normal([4, model.latent_dim], seed=[3, 4])
+    return model, model._decode_teacher_forced(model._targets(batch), z, training=True).numpy()
+
+
+@pytest.mark.parametrize("variant", ["melody_hierarchical", "drums_roll_input", "groove"])
+def test_scheduled_decoder_at_probability_zero_equals_the_fused_teacher_forced_path(variant):
+    fused_model, fused = _decode_with_schedule(variant, "constant", 0.0)
+    # exponential: p = 1 - rate ** 0 = 0 at step 0, but it runs the step-by-step scheduled loop
+    _, stepped = _decode_with_schedule(variant, "exponential", 0.5, weights_from=fused_model)
+    np.testing.assert_allclose(stepped, fused, rtol=1e-4, atol=1e-5)
+
+
+def test_probability_one_feeds_the_models_own_samples_not_the_targets():
+    model, _ = _decode_with_schedule("melody_flat", "constant", 1.0)
+    z = tf.random.stateless_normal([4, model.latent_dim], seed=[3, 4])
+    state = model.noise.state.numpy()
+
+    def logits(seed):
+        model.noise.state.assign(state)  # the same draws for both target batches
+        return model._decode_teacher_forced(model._targets(make_batch(model, seed=seed)), z, training=True).numpy()
+
+    # Step 0 reads zeros and later steps read samples, so the targets do not matter at p = 1 ...
+    np.testing.assert_allclose(logits(seed=1), logits(seed=2), rtol=1e-6)
+    # ... whereas teacher forcing reads them.
+    teacher = make_model("melody_flat")
+    teacher.set_weights(model.get_weights())
+    forced = [teacher._decode_teacher_forced(teacher._targets(make_batch(teacher, seed=s)), z).numpy() for s in (1, 2)]
+    assert np.abs(forced[0][:, 1:] - forced[1][:, 1:]).max() > 1e-3
+
+
+def test_scheduled_sampling_model_trains_and_reports_the_probability():
+    model = make_model("melody_hierarchical", sampling_schedule="inverse_sigmoid", sampling_rate=2.0, dropout=0.1)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    history = model.fit(dataset(make_batch(model), repeat=3), verbose=0)
+    assert_finite_history(history)
+    expected = [1 - 2 / (2 + math.exp(step / 2)) for step in range(3)]
+    np.testing.assert_allclose(history.history["sampling_probability"], [np.mean(expected)], rtol=1e-5)
+    # Every weight learns, except the conductor's input kernel: the conductor reads zeros (Magenta's hierdec).
+    unchanged = [w.path for b, w in zip(before, model.trainable_weights) if np.allclose(b, w.numpy())]
+    assert unchanged == [w.path for w in model.conductor.lstms[0].weights if w.path.endswith("cell/kernel")]
+    # Validation decodes free-running (p = 1), as Magenta's eval jobs.
+    assert model.evaluate(dataset(make_batch(model)), verbose=0, return_dict=True)["sampling_probability"] == 1.0
+
+
 # -- training ---------------------------------------------------------------------------------------------------------
 
 def test_tiny_model_overfits_fixed_sequences():
@@ -175,7 +243,7 @@ def test_tiny_model_overfits_fixed_sequences():
     assert np.mean(decoded == batch["tokens"]) > 0.95
 
 
-@pytest.mark.parametrize("variant", ["melody_hierarchical", "drums_roll_input", "groove"])
+@pytest.mark.parametrize("variant", ["melody_hierarchical", "drums_roll_input", "groove", "melody_scheduled_sampling"])
 def test_jit_compile_trains_without_nan(variant):
     model = make_model(variant)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
@@ -187,7 +255,7 @@ def test_jit_compile_trains_without_nan(variant):
     assert np.isfinite(metrics["loss"])
 
 
-@pytest.mark.parametrize("variant", ["melody_hierarchical", "groove"])
+@pytest.mark.parametrize("variant", ["melody_hierarchical", "groove", "melody_scheduled_sampling"])
 def test_mixed_float16_trains_without_nan(variant):
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16")
