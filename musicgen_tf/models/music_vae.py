@@ -124,57 +124,79 @@ def slerp(p0, p1, t):
 # matmul, the loop only does `h @ recurrent_kernel`, and a hand-written backward loop collects the gate gradients so
 # that the kernel gradients are again single matmuls over all steps.
 
-@tf.custom_gradient
-def _lstm_recurrence(projected, h0, c0, recurrent_kernel):
-    """projected [T, N, 4H] (x @ kernel + bias, time-major), h0, c0 [N, H], recurrent_kernel [H, 4H]
-    -> (h of every step [T, N, H], final h [N, H], final c [N, H])."""
-    units = recurrent_kernel.shape[0]
-    steps = tf.shape(projected)[0]
-
-    def forward(t, h, c, hs, cs, gates):
-        z = projected[t] + tf.matmul(h, recurrent_kernel)
-        i, f, g, o = tf.split(z, 4, axis=-1)
-        i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
-        c = f * c + i * g
-        h = o * tf.tanh(c)
-        return t + 1, h, c, hs.write(t, h), cs.write(t, c), gates.write(t, tf.concat([i, f, g, o], axis=-1))
-
-    arrays = [tf.TensorArray(projected.dtype, size=steps, element_shape=s.shape) for s in (h0, c0, projected[0])]
-    _, h, c, hs, cs, gates = tf.while_loop(lambda t, *_: t < steps, forward, (tf.constant(0), h0, c0, *arrays))
-    hs, cs, gates = hs.stack(), cs.stack(), gates.stack()
-
-    def backward(d_hs, d_h, d_c):
-        d_hs = tf.zeros_like(hs) if d_hs is None else d_hs
-        d_h = tf.zeros_like(h0) if d_h is None else d_h
-        d_c = tf.zeros_like(c0) if d_c is None else d_c
-        previous_cs = tf.concat([c0[None], cs[:-1]], axis=0)
-        recurrent_t = tf.transpose(recurrent_kernel)  # [4H, H]; `transpose_b=True` is ~3x slower at this size
-
-        def step(t, d_h, d_c, d_zs):
-            i, f, g, o = tf.split(gates[t], 4, axis=-1)
-            tanh_c = tf.tanh(cs[t])
-            d_h = d_h + d_hs[t]
-            d_c = d_c + d_h * o * (1.0 - tf.square(tanh_c))
-            d_z = tf.concat([d_c * g * i * (1.0 - i), d_c * previous_cs[t] * f * (1.0 - f),
-                             d_c * i * (1.0 - tf.square(g)), d_h * tanh_c * o * (1.0 - o)], axis=-1)
-            return t - 1, tf.matmul(d_z, recurrent_t), d_c * f, d_zs.write(t, d_z)
-
-        d_zs = tf.TensorArray(projected.dtype, size=steps, element_shape=projected[0].shape)
-        _, d_h0, d_c0, d_zs = tf.while_loop(lambda t, *_: t >= 0, step, (steps - 1, d_h, d_c, d_zs))
-        d_zs = d_zs.stack()
-        previous_hs = tf.reshape(tf.concat([h0[None], hs[:-1]], axis=0), [-1, units])
-        d_recurrent = tf.matmul(previous_hs, tf.reshape(d_zs, [-1, 4 * units]), transpose_a=True)
-        return d_zs, d_h0, d_c0, d_recurrent
-
-    return (hs, h, c), backward
+def _gates_forward(z, c):
+    """Pre-activations z [N, 4H] and cell c [N, H] -> (h, new c, activated gates [N, 4H])."""
+    i, f, g, o = tf.split(z, 4, axis=-1)
+    i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+    c = f * c + i * g
+    return o * tf.tanh(c), c, tf.concat([i, f, g, o], axis=-1)
 
 
-def run_lstm(lstm, x, initial_state, constant=None, reverse=False):
+def _gates_backward(gates, c, previous_c, d_h, d_c):
+    """One step back through `_gates_forward`: -> (d_z [N, 4H], d_c of the previous step [N, H])."""
+    i, f, g, o = tf.split(gates, 4, axis=-1)
+    tanh_c = tf.tanh(c)
+    d_c = d_c + d_h * o * (1.0 - tf.square(tanh_c))
+    d_z = tf.concat([d_c * g * i * (1.0 - i), d_c * previous_c * f * (1.0 - f),
+                     d_c * i * (1.0 - tf.square(g)), d_h * tanh_c * o * (1.0 - o)], axis=-1)
+    return d_z, d_c * f
+
+
+def _make_recurrence(gates_forward, gates_backward):
+    """The fused recurrence (with its hand-written gradient) around the given gate functions."""
+
+    @tf.custom_gradient
+    def recurrence(projected, h0, c0, recurrent_kernel):
+        """projected [T, N, 4H] (x @ kernel + bias, time-major), h0, c0 [N, H], recurrent_kernel [H, 4H]
+        -> (h of every step [T, N, H], final h [N, H], final c [N, H])."""
+        units = recurrent_kernel.shape[0]
+        steps = tf.shape(projected)[0]
+
+        def forward(t, h, c, hs, cs, gates):
+            h, c, gate = gates_forward(projected[t] + tf.matmul(h, recurrent_kernel), c)
+            return t + 1, h, c, hs.write(t, h), cs.write(t, c), gates.write(t, gate)
+
+        arrays = [tf.TensorArray(projected.dtype, size=steps, element_shape=s.shape) for s in (h0, c0, projected[0])]
+        _, h, c, hs, cs, gates = tf.while_loop(lambda t, *_: t < steps, forward, (tf.constant(0), h0, c0, *arrays))
+        hs, cs, gates = hs.stack(), cs.stack(), gates.stack()
+
+        def backward(d_hs, d_h, d_c):
+            d_hs = tf.zeros_like(hs) if d_hs is None else d_hs
+            d_h = tf.zeros_like(h0) if d_h is None else d_h
+            d_c = tf.zeros_like(c0) if d_c is None else d_c
+            previous_cs = tf.concat([c0[None], cs[:-1]], axis=0)
+            recurrent_t = tf.transpose(recurrent_kernel)  # [4H, H]; `transpose_b=True` is ~3x slower at this size
+
+            def step(t, d_h, d_c, d_zs):
+                d_z, d_c = gates_backward(gates[t], cs[t], previous_cs[t], d_h + d_hs[t], d_c)
+                return t - 1, tf.matmul(d_z, recurrent_t), d_c, d_zs.write(t, d_z)
+
+            d_zs = tf.TensorArray(projected.dtype, size=steps, element_shape=projected[0].shape)
+            _, d_h0, d_c0, d_zs = tf.while_loop(lambda t, *_: t >= 0, step, (steps - 1, d_h, d_c, d_zs))
+            d_zs = d_zs.stack()
+            previous_hs = tf.reshape(tf.concat([h0[None], hs[:-1]], axis=0), [-1, units])
+            d_recurrent = tf.matmul(previous_hs, tf.reshape(d_zs, [-1, 4 * units]), transpose_a=True)
+            return d_zs, d_h0, d_c0, d_recurrent
+
+        return (hs, h, c), backward
+
+    return recurrence
+
+
+_lstm_recurrence = _make_recurrence(_gates_forward, _gates_backward)
+# Training compiles each step's gate arithmetic with XLA: one fused kernel instead of ~10 small ops per step (5-8%
+# faster steps on CPU).  Inference keeps plain ops, so SavedModels need no XLA in the serving binary.
+_lstm_recurrence_xla_gates = _make_recurrence(tf.function(_gates_forward, jit_compile=True),
+                                              tf.function(_gates_backward, jit_compile=True))
+
+
+def run_lstm(lstm, x, initial_state, constant=None, reverse=False, training=False):
     """Teacher-forced run of a built `keras.layers.LSTM`'s weights over a time-major sequence.
 
     x float [T, N, F]; initial_state [h, c], each [N, H] (or None: zeros); constant float [N, E] or None: a
     per-sequence input appended to every step (the layer's kernel is [F + E, 4H]), projected once instead of T
-    times.  reverse: run from the last step to the first (outputs stay in input order).
+    times.  reverse: run from the last step to the first (outputs stay in input order).  training: use the
+    XLA-compiled gate arithmetic.
     Returns (h of every step [T, N, H], final h [N, H], final c [N, H]).
     """
     cell, dtype = lstm.cell, x.dtype
@@ -191,7 +213,8 @@ def run_lstm(lstm, x, initial_state, constant=None, reverse=False):
     h0, c0 = (tf.cast(s, dtype) for s in initial_state)
     if reverse:
         projected = tf.reverse(projected, [0])
-    hs, h, c = _lstm_recurrence(projected, h0, c0, tf.cast(cell.recurrent_kernel, dtype))
+    recurrence = _lstm_recurrence_xla_gates if training else _lstm_recurrence
+    hs, h, c = recurrence(projected, h0, c0, tf.cast(cell.recurrent_kernel, dtype))
     return (tf.reverse(hs, [0]) if reverse else hs), h, c
 
 
@@ -265,8 +288,8 @@ class BidirectionalEncoder(keras.layers.Layer):
         x = tf.transpose(x, [1, 0, 2])  # time-major [T, B, F]
         for dropout, layer in zip(self.dropouts, self.layers):
             x = dropout(x, training=training)
-            forward, h_fw, _ = run_lstm(layer.forward_layer, x, None)
-            backward, h_bw, _ = run_lstm(layer.backward_layer, x, None, reverse=True)
+            forward, h_fw, _ = run_lstm(layer.forward_layer, x, None, training=training)
+            backward, h_bw, _ = run_lstm(layer.backward_layer, x, None, reverse=True, training=training)
             x = tf.concat([forward, backward], axis=-1)
         return tf.concat([h_fw, h_bw], axis=-1)
 
@@ -309,7 +332,7 @@ class LstmStack(keras.layers.Layer):
             constant = None
         x = tf.transpose(x, [1, 0, 2])  # time-major [L, N, F]
         for dropout, lstm, state in zip(self.dropouts, self.lstms, states):
-            x, _, _ = run_lstm(lstm, dropout(x, training=training), state, constant)
+            x, _, _ = run_lstm(lstm, dropout(x, training=training), state, constant, training=training)
             constant = None
         return tf.transpose(x, [1, 0, 2])
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from musicgen_tf.models.music_vae import (MusicVAE, free_bits_kl_cost, kl_beta, kl_divergence, sampling_probability,
-                                          slerp)
+from musicgen_tf.models.music_vae import (MusicVAE, free_bits_kl_cost, kl_beta, kl_divergence, run_lstm,
+                                          sampling_probability, slerp)
 from musicgen_tf.music.melody import MelodyConverter
 
 T = 16
@@ -113,6 +113,42 @@ def test_bad_config_is_refused():
         make_model("melody_flat", sampling_schedule="inverse_sigmoid", sampling_rate=0.5)
     with pytest.raises(ValueError, match="sampling_schedule must be one of"):
         make_model("melody_flat", sampling_schedule="linear", sampling_rate=0.5)
+
+
+# -- fused LSTM -------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("xla_gates", [False, True], ids=["plain_gates", "xla_gates"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_fused_lstm_matches_keras_lstm_values_and_gradients(reverse, xla_gates):
+    """`run_lstm` (one input projection, hand-written backward loop) == `keras.layers.LSTM` with autodiff."""
+    rng = np.random.default_rng(0)
+    lstm = keras.layers.LSTM(6, return_sequences=True, return_state=True, go_backwards=reverse)
+    x = tf.constant(rng.normal(size=(3, 5, 4)), tf.float32)  # [N, T, F] (Keras) = [T, N, F] transposed
+    constant = tf.constant(rng.normal(size=(3, 2)), tf.float32)  # appended to every step's input
+    h0, c0 = (tf.constant(rng.normal(size=(3, 6)), tf.float32) for _ in range(2))
+    lstm.build((None, None, 6))
+    lstm.cell.bias.assign(rng.normal(size=lstm.cell.bias.shape))
+    weights = [tf.constant(rng.normal(size=(5, 3, 6)), tf.float32), tf.constant(rng.normal(size=(3, 6)), tf.float32)]
+
+    def loss_keras():
+        inputs = tf.concat([x, tf.tile(constant[:, None], [1, 5, 1])], axis=-1)
+        hs, h, c = lstm(inputs, initial_state=[h0, c0])
+        hs = tf.reverse(hs, [1]) if reverse else hs  # Keras returns go_backwards outputs in reversed order
+        return tf.reduce_sum(tf.transpose(hs, [1, 0, 2]) * weights[0]) + tf.reduce_sum((h + 2 * c) * weights[1])
+
+    def loss_fused():
+        hs, h, c = run_lstm(lstm, tf.transpose(x, [1, 0, 2]), [h0, c0], constant=constant, reverse=reverse,
+                            training=xla_gates)
+        return tf.reduce_sum(hs * weights[0]) + tf.reduce_sum((h + 2 * c) * weights[1])
+
+    results = []
+    for loss_fn in (loss_keras, loss_fused):
+        with tf.GradientTape() as tape:
+            tape.watch([x, constant, h0, c0])
+            loss = loss_fn()
+        results.append([loss] + tape.gradient(loss, [x, constant, h0, c0] + lstm.trainable_weights))
+    for expected, actual in zip(*results):
+        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
 
 
 # -- ELBO pieces ------------------------------------------------------------------------------------------------------
