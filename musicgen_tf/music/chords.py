@@ -2,7 +2,8 @@
 
 Why this and not note_seq's HMM chord inference: it is what REMI was defined with, and note_seq's Viterbi over
 12 keys x 49 chords runs at a few hundred notes per second, which made REMI preprocessing 70x slower than MIDI
-parsing.  This version scores every window and root at once with numpy (tens of thousands of bars per second).
+parsing.  This version scores every window and root at once with numpy: a window's set of pitch classes, rotated
+to each candidate root, indexes precomputed quality and score tables (tens of thousands of bars per second).
 
 The algorithm, as in the paper's code: for windows of 4 and of 2 beats starting at every beat, take the set of
 sounding pitch classes; each present pitch class is a candidate root, whose quality follows from the intervals
@@ -45,32 +46,57 @@ def _weights() -> np.ndarray:
 
 
 _WEIGHTS = _weights()
-_ROLL = (np.arange(12)[:, None] + np.arange(12)[None, :]) % 12  # [root, interval] -> pitch class
+SILENT = 128  # "lowest pitch" of a pitch class that does not sound
+_BITS = 1 << np.arange(12)
 
 
-def _best_chords(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """active: bool [windows, 128] -> (root [w] (-1 = no notes), quality [w], score [w]) per window."""
-    octaves = np.zeros((active.shape[0], 132), dtype=bool)
-    octaves[:, :128] = active
-    octaves = octaves.reshape(-1, 11, 12)  # [window, octave, pitch class]
-    chroma = octaves.any(axis=1)
-    # lowest sounding pitch of each pitch class (128 when silent), to break ties towards the bass
-    lowest = np.where(chroma, np.argmax(octaves, axis=1) * 12 + np.arange(12), 128)
-    rolled = chroma[:, _ROLL]  # [w, root, interval]
-    has = {i: rolled[..., i] for i in (3, 4, 6, 7, 8, 10)}
-    quality = np.where(has[3], np.where(has[6], _DIM, _MIN),
-                       np.where(has[8], _AUG, np.where(has[7] & has[10], _DOM, _MAJ)))
-    quality = np.where(has[3] == has[4], _NONE, quality)
-    score = np.einsum("wri,wri->wr", rolled.astype(np.int64), _WEIGHTS[quality])
-    score = np.where(quality == _NONE, NO_QUALITY_SCORE, score)
-    score = np.where(chroma, score, np.iinfo(np.int64).min)  # only sounding pitch classes can be roots
+def _interval_set_tables() -> tuple[np.ndarray, np.ndarray]:
+    """(quality, score) of a root for each of the 4096 sets of intervals sounding above it (bit i = interval i).
+
+    Scoring a window is then two table lookups per root instead of [window, root, interval] array work.
+    """
+    has = (np.arange(4096)[:, None] & _BITS) > 0  # [set, interval]
+    quality = np.where(has[:, 3], np.where(has[:, 6], _DIM, _MIN),
+                       np.where(has[:, 8], _AUG, np.where(has[:, 7] & has[:, 10], _DOM, _MAJ)))
+    quality = np.where(has[:, 3] == has[:, 4], _NONE, quality)
+    score = np.where(quality == _NONE, NO_QUALITY_SCORE, (has * _WEIGHTS[quality]).sum(axis=1))
+    return quality, np.where(has[:, 0], score, np.iinfo(np.int64).min)  # only sounding pitch classes can be roots
+
+
+_QUALITY_OF_SET, _SCORE_OF_SET = _interval_set_tables()
+_ROOTS = np.arange(12)
+
+
+def _best_chords(lowest: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """lowest: int [windows, 12] lowest sounding pitch per pitch class (SILENT if none)
+    -> (root [w] (-1 = no notes), quality [w], score [w]) per window."""
+    chroma = (lowest < SILENT) @ _BITS  # [w] 12-bit pitch-class set
+    intervals = ((chroma[:, None] >> _ROOTS) | (chroma[:, None] << (12 - _ROOTS))) & 0xFFF  # [w, root]
+    quality, score = _QUALITY_OF_SET[intervals], _SCORE_OF_SET[intervals]
     best = score.max(axis=1, keepdims=True)
-    tie_break = np.where(score == best, lowest, 10_000)  # among equal scores, the root that sounds lowest
-    root = np.argmin(tie_break, axis=1)
-    rows = np.arange(active.shape[0])
-    empty = ~chroma.any(axis=1)
+    root = np.argmin(np.where(score == best, lowest, 10_000), axis=1)  # equal scores: the root sounding lowest
+    rows = np.arange(len(lowest))
+    empty = chroma == 0
     return (np.where(empty, -1, root), np.where(empty, _NONE, quality[rows, root]),
             np.where(empty, 0, score[rows, root]))
+
+
+def _lowest_per_beat(notes: np.ndarray, steps_per_beat: int, beats: int) -> np.ndarray:
+    """int [beats, 12]: the lowest pitch of each pitch class sounding during each beat (SILENT if none)."""
+    first_beat = notes[:, 0] // steps_per_beat
+    lengths = np.maximum(-(-notes[:, 1] // steps_per_beat), first_beat + 1) - first_beat
+    offsets = np.repeat(np.cumsum(lengths) - lengths - first_beat, lengths)
+    beat = np.arange(len(offsets)) - offsets  # one row per (note, beat it sounds in)
+    pitch = np.repeat(notes[:, 2], lengths)
+    lowest = np.full((beats, 12), SILENT, dtype=np.int64)
+    np.minimum.at(lowest, (beat, pitch % 12), pitch)
+    return lowest
+
+
+def _window_lowest(lowest: np.ndarray, length: int) -> np.ndarray:
+    """[beats, 12] per beat -> [beats, 12] over the window of `length` beats starting there (cut at the end)."""
+    padded = np.concatenate([lowest, np.full((length - 1, 12), SILENT, dtype=np.int64)])
+    return np.minimum.reduce([padded[k:k + len(lowest)] for k in range(length)])
 
 
 def recognize_chords(notes: np.ndarray, steps_per_beat: int) -> list[tuple[int, str]]:
@@ -85,29 +111,21 @@ def recognize_chords(notes: np.ndarray, steps_per_beat: int) -> list[tuple[int, 
     notes = np.asarray(notes, dtype=np.int64).reshape(-1, 3)
     if notes.size == 0:
         return []
-    end_step = int(notes[:, 1].max())
-    beats = -(-end_step // steps_per_beat)
-    first_beat = notes[:, 0] // steps_per_beat
-    last_beat = np.maximum(-(-notes[:, 1] // steps_per_beat), first_beat + 1)
-    size = (beats + 1) * 128  # difference array of notes sounding per (beat, pitch)
-    sounding = (np.bincount(first_beat * 128 + notes[:, 2], minlength=size)
-                - np.bincount(last_beat * 128 + notes[:, 2], minlength=size)).reshape(beats + 1, 128)
-    per_beat = np.cumsum(sounding, axis=0)[:beats] > 0
-    cumulative = np.concatenate([np.zeros((1, 128), np.int64), np.cumsum(per_beat, axis=0)])
+    beats = -(-int(notes[:, 1].max()) // steps_per_beat)
+    lowest = _lowest_per_beat(notes, steps_per_beat, beats)
     starts = np.arange(beats)
     ends = np.stack([np.minimum(starts + length, beats) for length in WINDOW_BEATS])  # [window kind, start beat]
-    flat_ends = ends.reshape(-1)
     roots, qualities, scores = (array.reshape(len(WINDOW_BEATS), beats) for array in _best_chords(
-        (cumulative[flat_ends] - cumulative[np.tile(starts, len(WINDOW_BEATS))]) > 0))
+        np.concatenate([_window_lowest(lowest, length) for length in WINDOW_BEATS])))
     # at each start the best score wins, then the longer window (the paper's sort by (score, end))
     longer = (scores[0] > scores[1]) | ((scores[0] == scores[1]) & (ends[0] >= ends[1]))
     pick = np.where(longer, 0, 1)
-    chosen = [array[pick, starts].tolist() for array in (ends, roots, qualities)]
+    chosen_ends, chosen_roots, chosen_qualities = (array[pick, starts].tolist() for array in (ends, roots, qualities))
     chords = []  # greedy walk from beat 0
     start = 0
     while start < beats:
-        end, root, quality = (column[start] for column in chosen)
-        chords.append([start, end, root, quality])
+        end = chosen_ends[start]
+        chords.append([start, end, chosen_roots[start], chosen_qualities[start]])
         start = end
     # chords without a quality are merged into their neighbours (the paper's ":None" removal)
     while chords and chords[0][3] == _NONE and chords[0][2] != -1:

@@ -72,41 +72,48 @@ def _tick_to_seconds_fn(score: symusic.Score, path: str):
     return to_seconds, ticks, mspq
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _encode_messages(field: int, columns: list[tuple[int, str, object]], tail: bytes) -> bytes:
+def _encode_messages(field: int, columns: list[tuple[int, np.ndarray]]) -> bytes:
     """Serialize many small messages of one repeated NoteSequence field as protobuf wire bytes, with numpy.
 
-    Adding notes one by one through the protobuf API costs ~1 us each and was the decoder's bottleneck.  Within
-    one track every message has the same layout: `columns` are (field number, "u1" for a varint below 128 or
-    "<f8" for a double, values) and `tail` holds the per-track fields (instrument, program, is_drum), so the wire
-    bytes are one structured-array copy that protobuf then parses in C.  Tests compare with note_seq's decoder.
+    Adding notes one by one through the protobuf API costs ~1 us each and was the decoder's bottleneck.  Every
+    message gets the same layout: `columns` are (field number, values) with float values written as doubles and
+    non-negative ints as varints padded to the width of the largest one (parsers accept padded varints), so the
+    wire bytes of all tracks are one structured-array copy that protobuf then parses in C.  Tests compare with
+    note_seq's decoder.
     """
-    wire_type = {"u1": 0, "<f8": 1}
-    layout = [("key", "u1"), ("length", "u1")]
-    for number, kind, _ in columns:
-        layout += [(f"key{number}", "u1"), (f"value{number}", kind)]
-    dtype = np.dtype(layout + [("tail", f"V{len(tail)}")])
-    records = np.zeros(len(columns[0][2]), dtype=dtype)
+    layout, varints = [("key", "u1"), ("length", "u1")], {}
+    for number, values in columns:
+        if values.dtype.kind == "f":
+            layout += [(f"key{number}", "u1"), (f"value{number}", "<f8")]
+        else:
+            varints[number] = max(1, -(-int(values.max()).bit_length() // 7))
+            layout += [(f"key{number}", "u1"), (f"value{number}", "u1", (varints[number],))]
+    dtype = np.dtype(layout)
+    records = np.zeros(len(columns[0][1]), dtype=dtype)
     records["key"], records["length"] = (field << 3) | 2, dtype.itemsize - 2
-    for number, kind, values in columns:
-        records[f"key{number}"] = (number << 3) | wire_type[kind]
-        records[f"value{number}"] = np.asarray(values, np.int64) & 0x7F if kind == "u1" else values
-    records["tail"] = np.frombuffer(tail, dtype=f"V{len(tail)}")[0]
+    for number, values in columns:
+        width = varints.get(number)
+        records[f"key{number}"] = (number << 3) | (1 if width is None else 0)
+        if width is None:
+            records[f"value{number}"] = values
+        else:
+            groups = (values.astype(np.int64)[:, None] >> (7 * np.arange(width))) & 0x7F
+            records[f"value{number}"] = groups | np.where(np.arange(width) < width - 1, 0x80, 0)
     return records.tobytes()
 
 
-def _track_tail(first_field: int, instrument: int, program: int, is_drum: bool) -> bytes:
-    """Wire bytes of the consecutive instrument, program and is_drum fields starting at `first_field`."""
-    return (bytes([first_field << 3]) + _varint(instrument) + bytes([(first_field + 1) << 3]) + _varint(program)
-            + bytes([(first_field + 2) << 3, int(is_drum)]))
+def _concatenated(tracks: list, events: str, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    """One array per column of the `events` ("notes", "controls") of all tracks, with each event's track fields."""
+    found = [(index, track, getattr(track, events).numpy()) for index, track in enumerate(tracks)
+             if len(getattr(track, events))]
+    if not found:
+        return None
+    counts = [len(columns["time"]) for _, _, columns in found]
+    out = {name: np.concatenate([columns[name] for _, _, columns in found]) for name in names}
+    out["instrument"] = np.repeat([index for index, _, _ in found], counts)
+    out["program"] = np.repeat([int(track.program) for _, track, _ in found], counts)
+    out["is_drum"] = np.repeat([int(track.is_drum) for _, track, _ in found], counts)
+    return out
 
 
 def score_to_note_sequence(score: symusic.Score, path: str = "<score>",
@@ -119,42 +126,42 @@ def score_to_note_sequence(score: symusic.Score, path: str = "<score>",
     ns.ticks_per_quarter = score.ticks_per_quarter
     ns.source_info.encoding_type = music_pb2.NoteSequence.SourceInfo.MIDI
     ns.source_info.parser = music_pb2.NoteSequence.SourceInfo.PRETTY_MIDI  # same timing semantics
-    for tick, value in zip(tempo_ticks, mspq):
-        ns.tempos.add(time=float(to_seconds(tick)), qpm=60e6 / value)
+    for time, value in zip(to_seconds(tempo_ticks).tolist(), mspq.tolist()):
+        ns.tempos.add(time=time, qpm=60e6 / value)
     sigs = score.time_signatures.numpy()
-    for tick, num, den in zip(sigs["time"], sigs["numerator"], sigs["denominator"]):
+    for time, num, den in zip(to_seconds(sigs["time"]).tolist(), sigs["numerator"].tolist(),
+                              sigs["denominator"].tolist()):
         if num <= 0 or den <= 0:
             raise SkipInput(path, "invalid time signature", f"{num}/{den}")
-        ns.time_signatures.add(time=float(to_seconds(tick)), numerator=int(num), denominator=int(den))
+        ns.time_signatures.add(time=time, numerator=num, denominator=den)
     keys = score.key_signatures.numpy()
-    for tick, key, tonality in zip(keys["time"], keys["key"], keys["tonality"]):
+    for time, key, tonality in zip(to_seconds(keys["time"]).tolist(), keys["key"].tolist(), keys["tonality"].tolist()):
         # MIDI stores sharps/flats (-7..7); NoteSequence stores the tonic pitch class.
-        tonic = (int(key) * 7 + (9 if tonality else 0)) % 12
-        ns.key_signatures.add(time=float(to_seconds(tick)), key=tonic,
+        ns.key_signatures.add(time=time, key=(key * 7 + (9 if tonality else 0)) % 12,
                               mode=music_pb2.NoteSequence.KeySignature.MINOR if tonality
                               else music_pb2.NoteSequence.KeySignature.MAJOR)
-    for marker in score.markers:
+    markers = list(score.markers)
+    for time, marker in zip(to_seconds([marker.time for marker in markers]).tolist(), markers):
         # Markers carry analysed chords in Pop1K7's `midi_analyzed` release; the REMI converter reads them.
-        ns.text_annotations.add(time=float(to_seconds(marker.time)), text=str(marker.text),
+        ns.text_annotations.add(time=time, text=str(marker.text),
                                 annotation_type=music_pb2.NoteSequence.TextAnnotation.UNKNOWN)
-    total_time = 0.0
+    tracks = list(score.tracks)
     encoded = []
-    for instrument, track in enumerate(score.tracks):
-        notes, controls = track.notes.numpy(), track.controls.numpy()
-        program, is_drum = int(track.program), bool(track.is_drum)
-        if len(notes["time"]):
-            starts = to_seconds(notes["time"])
-            ends = to_seconds(notes["time"].astype(np.int64) + notes["duration"])
-            total_time = max(total_time, float(ends.max()))
-            encoded.append(_encode_messages(NOTES_FIELD, [
-                (1, "u1", notes["pitch"]), (2, "u1", notes["velocity"]), (3, "<f8", starts), (4, "<f8", ends)],
-                _track_tail(7, instrument, program, is_drum)))
-        if len(controls["time"]):
-            encoded.append(_encode_messages(CONTROL_CHANGES_FIELD, [
-                (1, "<f8", to_seconds(controls["time"])), (2, "u1", controls["number"]),
-                (3, "u1", controls["value"])], _track_tail(4, instrument, program, is_drum)))
+    notes = _concatenated(tracks, "notes", ("time", "duration", "pitch", "velocity"))
+    if notes is not None:
+        starts = notes["time"].astype(np.int64)
+        seconds = to_seconds(np.concatenate([starts, starts + notes["duration"]]))
+        starts, ends = seconds[:len(starts)], seconds[len(starts):]
+        ns.total_time = float(ends.max())
+        encoded.append(_encode_messages(NOTES_FIELD, [
+            (1, notes["pitch"]), (2, notes["velocity"]), (3, starts), (4, ends), (7, notes["instrument"]),
+            (8, notes["program"]), (9, notes["is_drum"])]))
+    controls = _concatenated(tracks, "controls", ("time", "number", "value"))
+    if controls is not None:
+        encoded.append(_encode_messages(CONTROL_CHANGES_FIELD, [
+            (1, to_seconds(controls["time"])), (2, controls["number"]), (3, controls["value"]),
+            (4, controls["instrument"]), (5, controls["program"]), (6, controls["is_drum"])]))
     ns.MergeFromString(b"".join(encoded))
-    ns.total_time = total_time
     return ns
 
 

@@ -28,6 +28,7 @@ Times come from seconds through the tempo map (quarters), so unquantized MIDI is
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from typing import Any, Iterable, Sequence
 
@@ -101,7 +102,7 @@ def chord_figure(label: str) -> str:
 
 def tempo_tokens(qpm: float) -> tuple[str, str]:
     """qpm -> (`Tempo-Class_x`, `Tempo-Value_v`) after rounding and clipping to [30, 209]."""
-    qpm = int(np.clip(round(qpm), MIN_QPM, MAX_QPM))
+    qpm = min(max(round(qpm), MIN_QPM), MAX_QPM)
     name = [n for n, start in TEMPO_CLASSES.items() if start <= qpm < start + TEMPO_SPAN][0]
     return f"Tempo-Class_{name}", f"Tempo-Value_{qpm - TEMPO_CLASSES[name]}"
 
@@ -164,11 +165,13 @@ class RemiVocabulary:
         tokens += [f"Note-Duration_{d}" for d in range(1, max_duration + 1)]
         self.tokens = tokens
         self._ids = {token: i for i, token in enumerate(tokens)}
-        self._type_of_id = np.array([token.split("_")[0] for token in tokens])  # "Note-On", "Chord", ...
+        types = [token.split("_")[0] for token in tokens]  # "Note-On", "Chord", ...
+        self._type_codes = {token_type: code for code, token_type in enumerate(dict.fromkeys(types))}
+        self._type_code_of_id = np.array([self._type_codes[token_type] for token_type in types])
 
     def ids_of_type(self, ids: np.ndarray, token_type: str) -> np.ndarray:
         """bool mask of `ids` whose token type (the part before `_`) is `token_type`."""
-        return self._type_of_id[np.asarray(ids)] == token_type
+        return self._type_code_of_id[np.asarray(ids)] == self._type_codes.get(token_type, -1)
 
     @property
     def vocab_size(self) -> int:
@@ -290,54 +293,68 @@ class RemiConverter(Converter):
         def step(seconds: float) -> int:
             return int(round(to_quarters(seconds) * ppq))
 
-        table = np.array([(n.start_time, n.end_time, n.pitch, n.velocity, n.is_drum) for n in ns.notes],
-                         dtype=np.float64).reshape(-1, 5)
-        starts, ends = (np.rint(to_quarters(table[:, column]) * ppq).astype(np.int64) for column in (0, 1))
+        rows = [(n.start_time, n.end_time, n.pitch, n.velocity, n.is_drum) for n in ns.notes]
+        table = np.fromiter(itertools.chain.from_iterable(rows), np.float64, count=5 * len(rows)).reshape(-1, 5)
+        starts, ends = np.rint(to_quarters(table[:, :2]) * ppq).astype(np.int64).T
         pitches, drums = table[:, 2].astype(np.int64), table[:, 4] > 0
         keep = (~drums | self.include_drums) & (pitches >= self.min_pitch) & (pitches <= self.max_pitch)
         if not keep.any():
             raise SkipInput(path, "no pitched notes")
         note_starts, note_pitches = starts[keep], pitches[keep]
-        durations = np.clip(ends[keep] - note_starts, 1, self.max_duration)
+        durations = np.minimum(np.maximum(ends[keep] - note_starts, 1), self.max_duration)
         velocities = velocity_bin(table[keep, 3])
         order = np.lexsort((velocities, durations, note_pitches, note_starts))  # canonical order at one step
         note_starts = note_starts[order]
         triples = np.stack([vocab.token_to_id("Note-Velocity_0") + velocities,
                             vocab.token_to_id(f"Note-On_{self.min_pitch}") + note_pitches - self.min_pitch,
-                            vocab.token_to_id("Note-Duration_1") + durations - 1], axis=1)[order].tolist()
+                            vocab.token_to_id("Note-Duration_1") + durations - 1], axis=1)[order]
         last_step = int(note_starts[-1])
         bars = self._bars(ns, step, last_step, path)
+        positions = self._position_ids(bars)
+        items: dict[int, list[int]] = {}  # step -> its ids: Position, chord, tempo pair, notes
+
+        def add(at_step: int, item: list[int]) -> None:
+            """Append one item at a step, after a Position token (only the step's first item has one by default)."""
+            step_ids = items.setdefault(at_step, [])
+            if self.repeat_position or not step_ids:
+                step_ids.append(positions[at_step])
+            step_ids.extend(item)
 
         pitched = ~drums
         grid_notes = np.stack([starts[pitched], np.maximum(ends[pitched], starts[pitched] + 1), pitches[pitched]], 1)
-        groups: dict[int, list[list[int]]] = {}  # step -> id groups at that step: chord, tempo pair, note triples
         for chord_step, label in self._chords(ns, step, grid_notes).items():
             if chord_step <= last_step:
-                groups.setdefault(chord_step, []).append([vocab.token_to_id(f"Chord_{label}")])
+                add(chord_step, [vocab.token_to_id(f"Chord_{label}")])
         previous = None
         for tempo_step, qpm in self._tempo_steps(ns, step):
             pair = tempo_tokens(qpm)
             if tempo_step <= last_step and pair != previous:
-                groups.setdefault(tempo_step, []).append([vocab.token_to_id(t) for t in pair])
+                add(tempo_step, [vocab.token_to_id(t) for t in pair])
                 previous = pair
-        unique_steps, first = np.unique(note_starts, return_index=True)
-        for s, a, b in zip(unique_steps.tolist(), first.tolist(), first[1:].tolist() + [len(triples)]):
-            groups.setdefault(s, []).extend(triples[a:b])
+        # the notes of one step are one item, or one item each when Position is repeated
+        firsts = (np.arange(len(note_starts)) if self.repeat_position
+                  else np.unique(note_starts, return_index=True)[1]).tolist()
+        note_ids, note_steps = triples.reshape(-1).tolist(), note_starts.tolist()
+        for first, after in zip(firsts, firsts[1:] + [len(note_steps)]):
+            add(note_steps[first], note_ids[3 * first:3 * after])
+        return self._assemble(bars, items)
 
-        ids, meter, occupied, index = [], None, sorted(groups), 0
+    def _position_ids(self, bars: list[tuple[int, int, str]]) -> list[int]:
+        """The Position id of every grid step the bars cover, indexed by step."""
+        starts, lengths = np.array([(start, length) for start, length, _ in bars]).T
+        first = np.array([self.vocab.token_to_id(f"Position_1/{length}") for length in lengths.tolist()])
+        return (np.repeat(first - starts, lengths) + np.arange(lengths.sum())).tolist()
+
+    def _assemble(self, bars: list[tuple[int, int, str]], items: dict[int, list[int]]) -> np.ndarray:
+        """Bar lines, meter changes and the ids of each occupied step, in time order -> ids ending with EOS."""
+        ids, meter, occupied, index = [], None, sorted(items), 0
         for bar_start, length, ts in bars:
-            ids.append(vocab.token_to_id(BAR))
+            ids.append(self.vocab.token_to_id(BAR))
             if ts != meter:
-                ids.append(vocab.token_to_id(f"TimeSig_{ts}"))
+                ids.append(self.vocab.token_to_id(f"TimeSig_{ts}"))
                 meter = ts
-            first_position = vocab.token_to_id(f"Position_1/{length}")
             while index < len(occupied) and occupied[index] < bar_start + length:
-                s = occupied[index]
-                position = first_position + s - bar_start
-                for number, group in enumerate(groups[s]):
-                    if self.repeat_position or number == 0:
-                        ids.append(position)
-                    ids.extend(group)
+                ids.extend(items[occupied[index]])
                 index += 1
         ids.append(EOS_ID)
         return np.array(ids, dtype=np.int64)
@@ -349,12 +366,12 @@ class RemiConverter(Converter):
             if ts not in self.vocab.positions_per_bar:
                 raise SkipInput(path, "unsupported time signature", f"{ts} not in {self.time_signatures}")
         meter = "4/4" if not changes or changes[0][0] > 0 else changes[0][1]
+        length = bar_positions(meter, self.positions_per_quarter)
         bars, start, index = [], 0, 0
         while start <= last_step:
             while index < len(changes) and changes[index][0] <= start:
-                meter = changes[index][1]
-                index += 1
-            length = bar_positions(meter, self.positions_per_quarter)
+                meter, index = changes[index][1], index + 1
+                length = bar_positions(meter, self.positions_per_quarter)
             bars.append((start, length, meter))
             start += length
         return bars

@@ -7,9 +7,11 @@ Pipeline options (`--runner`, `--direct_num_workers`, Dataflow/Flink/Spark flags
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime
 import json
+import operator
 import os
 import time
 from collections import Counter
@@ -53,7 +55,7 @@ def convert_source(source: Source, reader: Reader, converter: Converter) -> Conv
         duration = float(len(item.samples)) / item.sample_rate
     else:
         examples = converter.to_examples(item)
-        pitches = np.fromiter((n.pitch for n in item.notes), dtype=np.int64, count=len(item.notes))
+        pitches = np.fromiter(map(operator.attrgetter("pitch"), item.notes), dtype=np.int64, count=len(item.notes))
         notes, pitch_counts = len(item.notes), np.bincount(pitches, minlength=128)[:128].tolist()
         duration = float(item.total_time)
     if not examples:
@@ -88,7 +90,7 @@ class StatsCombineFn(beam.CombineFn):
         acc["examples"][converted.split] += len(converted.examples)
         acc["notes"] += converted.notes
         acc["pitch_counts"] += np.asarray(converted.pitch_counts, np.int64)
-        acc["duration_counts"] += np.histogram([converted.duration_seconds], DURATION_BINS_SECONDS)[0]
+        acc["duration_counts"][bisect.bisect_right(DURATION_BINS_SECONDS, converted.duration_seconds) - 1] += 1
         for stats in converted.example_stats:
             for name, value in stats.items():
                 entry = acc["example_stats"].setdefault(name, [0, 0.0, float("inf"), float("-inf")])
@@ -171,9 +173,12 @@ def run_preprocess(reader: Reader, converter: Converter, output_dir: str, input_
     _prepare_output(output_dir, overwrite)
     options = PipelineOptions(pipeline_args or [])
     with beam.Pipeline(options=options) as pipeline:
+        # Beam encodes source indices, not thousands of pickled Sources (seconds of runner time); the list itself
+        # travels once, inside the DoFn.  The reshuffle spreads the indices over the workers.
         converted, failed = (
             pipeline
-            | "ListSources" >> beam.Create(sources, reshuffle=True)
+            | "ListSources" >> beam.Create(list(range(len(sources))), reshuffle=True)
+            | "Source" >> beam.Map(sources.__getitem__)
             | "LoadAndConvert" >> beam.Map(convert_source, reader, converter).with_exception_handling())
         by_split = converted | "BySplit" >> beam.Partition(lambda c, n: SPLITS.index(c.split), len(SPLITS))
         for split, pcoll in zip(SPLITS, by_split):

@@ -1,18 +1,64 @@
-"""`make_dataset`: TFRecords written by `musicgen preprocess` -> batched tf.data pipeline of feature dicts."""
+"""`make_dataset`: TFRecords written by `musicgen preprocess` -> batched tf.data pipeline of feature dicts.
+
+The tf.io parsing of the Example schema (`schema.py` writes it without TensorFlow) lives here too.
+"""
 
 from __future__ import annotations
 
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from musicgen_tf.tfrecords.manifest import check_representation, feature_spec_from_json, read_manifest
-from musicgen_tf.tfrecords.schema import LABEL_PREFIX, SOURCE_KEY, parse_examples
+from musicgen_tf.tfrecords.schema import LABEL_PREFIX, SOURCE_KEY
 from musicgen_tf.music.converter import Feature
 
 
 class EmptyDatasetError(ValueError):
     """A split has no examples; the message says which filters dropped the inputs."""
+
+
+def _tf_dtype(dtype: str):
+    return {"int64": tf.int64, "float32": tf.float32, "bytes": tf.string}[dtype]
+
+
+def parsing_spec(spec: dict[str, Feature], label_spec: dict[str, Feature] | None = None) -> dict:
+    """tf.io parsing spec: fixed shapes -> FixedLenFeature, variable first dim -> RaggedFeature (made dense later)."""
+    parsing = {}
+    for name, feature in spec.items():
+        if feature.shape and feature.shape[0] is None:
+            parsing[name] = tf.io.RaggedFeature(_tf_dtype(feature.dtype))
+        else:
+            parsing[name] = tf.io.FixedLenFeature([int(np.prod(feature.shape))], _tf_dtype(feature.dtype))
+    for name, feature in (label_spec or {}).items():
+        parsing[LABEL_PREFIX + name] = tf.io.FixedLenFeature([], _tf_dtype(feature.dtype))
+    parsing[SOURCE_KEY] = tf.io.FixedLenFeature([], tf.string)
+    return parsing
+
+
+def parse_examples(serialized: tf.Tensor, spec: dict[str, Feature],
+                   label_spec: dict[str, Feature] | None = None) -> dict[str, tf.Tensor]:
+    """Parse one serialized Example into tensors with the schema's shapes (variable dims stay variable)."""
+    parsed = tf.io.parse_single_example(serialized, parsing_spec(spec, label_spec))
+    out = {}
+    for name, feature in spec.items():
+        value = parsed[name]
+        if feature.shape and feature.shape[0] is None:
+            inner = [int(d) for d in feature.shape[1:]]
+            out[name] = tf.reshape(value, [-1] + inner)
+        else:
+            out[name] = tf.reshape(value, [int(d) for d in feature.shape])
+    for name in label_spec or {}:
+        out[LABEL_PREFIX + name] = parsed[LABEL_PREFIX + name]
+    out[SOURCE_KEY] = parsed[SOURCE_KEY]
+    return out
+
+
+def example_to_numpy(serialized: bytes, spec: dict[str, Feature]) -> dict[str, np.ndarray]:
+    """Eager helper for tools and tests: serialized Example -> numpy feature dict for `Converter.from_example`."""
+    parsed = parse_examples(tf.constant(serialized), spec)
+    return {name: parsed[name].numpy() for name in spec}
 
 
 def _empty_split_message(data_dir: str, split: str, manifest: dict) -> str:

@@ -4,9 +4,10 @@ import mido
 import note_seq
 import numpy as np
 import pytest
+import symusic
 
 from musicgen_tf.errors import SkipInput
-from musicgen_tf.music.midi_io import midi_file_to_note_sequence
+from musicgen_tf.music.midi_io import midi_file_to_note_sequence, score_to_note_sequence
 from tests.fixtures import add_marker, drum_notes, melody_notes, write_bad_midis, write_midi
 
 
@@ -44,3 +45,19 @@ def test_bad_files_raise_clear_reasons(tmp_path):
             midi_file_to_note_sequence(tmp_path / name)
         assert raised.value.reason == reason
         assert name in str(raised.value)
+
+
+def test_track_fields_of_many_tracks():
+    """Instrument indices past 127 take two-byte varints in the wire bytes the decoder writes."""
+    score = symusic.Score(480)
+    for index in range(130):
+        track = symusic.Track(f"t{index}", program=index % 128, is_drum=index == 129)
+        track.notes.append(symusic.Note(index * 10, 240, 40 + index % 80, 1 + index % 127))
+        track.controls.append(symusic.ControlChange(index * 10, 7, index % 128))
+        score.tracks.append(track)
+    ns = score_to_note_sequence(score)
+    assert [(n.instrument, n.program, n.is_drum, n.pitch, n.velocity) for n in ns.notes] == [
+        (i, i % 128, i == 129, 40 + i % 80, 1 + i % 127) for i in range(130)]
+    assert [(c.instrument, c.program, c.is_drum, c.control_number, c.control_value) for c in ns.control_changes] == [
+        (i, i % 128, i == 129, 7, i % 128) for i in range(130)]
+    assert ns.notes[129].start_time == pytest.approx(1290 / 480 * 0.5)

@@ -10,8 +10,8 @@ from musicgen_tf.errors import MusicgenError, SchemaMismatchError
 from musicgen_tf.music.representations import get_converter
 from musicgen_tf.preprocessing.pipeline import run_preprocess
 from musicgen_tf.preprocessing.readers import get_reader
-from musicgen_tf.tfrecords.dataset import EmptyDatasetError, make_dataset
-from musicgen_tf.tfrecords.schema import SOURCE_KEY, example_to_numpy
+from musicgen_tf.tfrecords.dataset import EmptyDatasetError, example_to_numpy, make_dataset
+from musicgen_tf.tfrecords.schema import SOURCE_KEY
 from tests import fixtures
 
 WAVEFORM = {"sample_rate": 4000, "frame_length": 4000, "hop_length": 4000, "max_frames_per_clip": 1,
