@@ -124,26 +124,31 @@ def slerp(p0, p1, t):
 # matmul, the loop only does `h @ recurrent_kernel`, and a hand-written backward loop collects the gate gradients so
 # that the kernel gradients are again single matmuls over all steps.
 
-def _gates_forward(z, c):
-    """Pre-activations z [N, 4H] and cell c [N, H] -> (h, new c, activated gates [N, 4H])."""
-    i, f, g, o = tf.split(z, 4, axis=-1)
+def _gates_forward(projected, recurrent, c):
+    """One step's input and recurrent pre-activations [N, 4H] and cell c [N, H] -> (h, new c, gates [N, 4H])."""
+    i, f, g, o = tf.split(projected + recurrent, 4, axis=-1)
     i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
     c = f * c + i * g
     return o * tf.tanh(c), c, tf.concat([i, f, g, o], axis=-1)
 
 
-def _gates_backward(gates, c, previous_c, d_h, d_c):
-    """One step back through `_gates_forward`: -> (d_z [N, 4H], d_c of the previous step [N, H])."""
+def _gates_backward(gates, c, previous_c, d_h, d_h_output, d_c):
+    """One step back through `_gates_forward` (d_h from the next step, d_h_output from this step's output)
+    -> (d_z [N, 4H], d_c of the previous step [N, H])."""
     i, f, g, o = tf.split(gates, 4, axis=-1)
     tanh_c = tf.tanh(c)
+    d_h = d_h + d_h_output
     d_c = d_c + d_h * o * (1.0 - tf.square(tanh_c))
     d_z = tf.concat([d_c * g * i * (1.0 - i), d_c * previous_c * f * (1.0 - f),
                      d_c * i * (1.0 - tf.square(g)), d_h * tanh_c * o * (1.0 - o)], axis=-1)
     return d_z, d_c * f
 
 
-def _make_recurrence(gates_forward, gates_backward):
-    """The fused recurrence (with its hand-written gradient) around the given gate functions."""
+def _make_recurrence(gates_forward, gates_backward, reverse):
+    """The fused recurrence (with its hand-written gradient) around the given gate functions.
+
+    reverse: walk the steps from last to first (a backward-direction LSTM) by indexing, not by reversing tensors.
+    """
 
     @tf.custom_gradient
     def recurrence(projected, h0, c0, recurrent_kernel):
@@ -151,31 +156,42 @@ def _make_recurrence(gates_forward, gates_backward):
         -> (h of every step [T, N, H], final h [N, H], final c [N, H])."""
         units = recurrent_kernel.shape[0]
         steps = tf.shape(projected)[0]
+        order = tf.range(steps - 1, -1, -1) if reverse else tf.range(steps)  # order[k]: the k-th step's index
 
-        def forward(t, h, c, hs, cs, gates):
-            h, c, gate = gates_forward(projected[t] + tf.matmul(h, recurrent_kernel), c)
-            return t + 1, h, c, hs.write(t, h), cs.write(t, c), gates.write(t, gate)
+        def forward(k, h, c, hs, cs, gates):
+            t = order[k]
+            h, c, gate = gates_forward(projected[t], tf.matmul(h, recurrent_kernel), c)
+            return k + 1, h, c, hs.write(t, h), cs.write(k + 1, c), gates.write(k, gate)
 
-        arrays = [tf.TensorArray(projected.dtype, size=steps, element_shape=s.shape) for s in (h0, c0, projected[0])]
-        _, h, c, hs, cs, gates = tf.while_loop(lambda t, *_: t < steps, forward, (tf.constant(0), h0, c0, *arrays))
-        hs, cs, gates = hs.stack(), cs.stack(), gates.stack()
+        # cs[k + 1] is the cell after the k-th step and cs[0] = c0; gates[k] are the k-th step's gates.  Both stay
+        # TensorArrays (read back one step at a time) instead of being stacked into [T, ...] copies.
+        hs = tf.TensorArray(projected.dtype, size=steps, element_shape=h0.shape)
+        cs = tf.TensorArray(projected.dtype, size=steps + 1, element_shape=c0.shape,
+                            clear_after_read=False).write(0, c0)  # (eager TensorArrays clear on read by default)
+        gates = tf.TensorArray(projected.dtype, size=steps, element_shape=projected[0].shape)
+        _, h, c, hs, cs, gates = tf.while_loop(lambda k, *_: k < steps, forward,
+                                               (tf.constant(0), h0, c0, hs, cs, gates))
+        hs = hs.stack()
 
         def backward(d_hs, d_h, d_c):
             d_hs = tf.zeros_like(hs) if d_hs is None else d_hs
             d_h = tf.zeros_like(h0) if d_h is None else d_h
             d_c = tf.zeros_like(c0) if d_c is None else d_c
-            previous_cs = tf.concat([c0[None], cs[:-1]], axis=0)
             recurrent_t = tf.transpose(recurrent_kernel)  # [4H, H]; `transpose_b=True` is ~3x slower at this size
 
-            def step(t, d_h, d_c, d_zs):
-                d_z, d_c = gates_backward(gates[t], cs[t], previous_cs[t], d_h + d_hs[t], d_c)
-                return t - 1, tf.matmul(d_z, recurrent_t), d_c, d_zs.write(t, d_z)
+            def step(k, d_h, d_c, d_zs):
+                t = order[k]
+                d_z, d_c = gates_backward(gates.read(k), cs.read(k + 1), cs.read(k), d_h, d_hs[t], d_c)
+                return k - 1, tf.matmul(d_z, recurrent_t), d_c, d_zs.write(t, d_z)
 
             d_zs = tf.TensorArray(projected.dtype, size=steps, element_shape=projected[0].shape)
-            _, d_h0, d_c0, d_zs = tf.while_loop(lambda t, *_: t >= 0, step, (steps - 1, d_h, d_c, d_zs))
+            _, d_h0, d_c0, d_zs = tf.while_loop(lambda k, *_: k >= 0, step, (steps - 1, d_h, d_c, d_zs))
             d_zs = d_zs.stack()
-            previous_hs = tf.reshape(tf.concat([h0[None], hs[:-1]], axis=0), [-1, units])
-            d_recurrent = tf.matmul(previous_hs, tf.reshape(d_zs, [-1, 4 * units]), transpose_a=True)
+            # h before each step: h0 for the first one, else the neighbour's output (in time order).
+            previous_hs = (tf.concat([hs[1:], h0[None]], axis=0) if reverse else
+                           tf.concat([h0[None], hs[:-1]], axis=0))
+            d_recurrent = tf.matmul(tf.reshape(previous_hs, [-1, units]), tf.reshape(d_zs, [-1, 4 * units]),
+                                    transpose_a=True)
             return d_zs, d_h0, d_c0, d_recurrent
 
         return (hs, h, c), backward
@@ -183,11 +199,12 @@ def _make_recurrence(gates_forward, gates_backward):
     return recurrence
 
 
-_lstm_recurrence = _make_recurrence(_gates_forward, _gates_backward)
-# Training compiles each step's gate arithmetic with XLA: one fused kernel instead of ~10 small ops per step (5-8%
-# faster steps on CPU).  Inference keeps plain ops, so SavedModels need no XLA in the serving binary.
-_lstm_recurrence_xla_gates = _make_recurrence(tf.function(_gates_forward, jit_compile=True),
-                                              tf.function(_gates_backward, jit_compile=True))
+# Training compiles each step's gate arithmetic with XLA: one fused kernel instead of ~12 small ops per step.
+# Inference keeps plain ops, so SavedModels need no XLA in the serving binary.
+_XLA_GATES = (tf.function(_gates_forward, jit_compile=True), tf.function(_gates_backward, jit_compile=True))
+_RECURRENCES = {(xla, reverse): _make_recurrence(*(_XLA_GATES if xla else (_gates_forward, _gates_backward)),
+                                                 reverse=reverse)
+                for xla in (False, True) for reverse in (False, True)}
 
 
 def run_lstm(lstm, x, initial_state, constant=None, reverse=False, training=False):
@@ -201,21 +218,18 @@ def run_lstm(lstm, x, initial_state, constant=None, reverse=False, training=Fals
     """
     cell, dtype = lstm.cell, x.dtype
     kernel, bias = tf.cast(cell.kernel, dtype), tf.cast(cell.bias, dtype)
-    depth = x.shape[-1]
-    projected = tf.einsum("tnf,fg->tng", x, kernel[:depth])
     if constant is None:
-        projected = tf.nn.bias_add(projected, bias)  # its gradient (BiasAddGrad) is ~4x faster than a broadcast add's
+        # bias_add: its gradient (BiasAddGrad) is ~4x faster than a broadcast add's
+        projected = tf.nn.bias_add(tf.einsum("tnf,fg->tng", x, kernel), bias)
     else:
-        projected += (tf.matmul(tf.cast(constant, dtype), kernel[depth:]) + bias)[None]
+        step_kernel, constant_kernel = tf.split(kernel, [x.shape[-1], -1])
+        projected = (tf.einsum("tnf,fg->tng", x, step_kernel)
+                     + (tf.matmul(tf.cast(constant, dtype), constant_kernel) + bias)[None])
     if initial_state is None:
         zeros = tf.zeros([tf.shape(x)[1], cell.units], dtype)
         initial_state = [zeros, zeros]
     h0, c0 = (tf.cast(s, dtype) for s in initial_state)
-    if reverse:
-        projected = tf.reverse(projected, [0])
-    recurrence = _lstm_recurrence_xla_gates if training else _lstm_recurrence
-    hs, h, c = recurrence(projected, h0, c0, tf.cast(cell.recurrent_kernel, dtype))
-    return (tf.reverse(hs, [0]) if reverse else hs), h, c
+    return _RECURRENCES[training, reverse](projected, h0, c0, tf.cast(cell.recurrent_kernel, dtype))
 
 
 # -- layers -----------------------------------------------------------------------------------------------------------

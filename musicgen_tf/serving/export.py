@@ -448,7 +448,9 @@ def export(run_dir: str, export_dir: str, name: str, version: int = 1, checkpoin
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        tf.saved_model.save(module, str(staging), signatures=functions)
+        # Serving never differentiates: leave out custom gradients (the fused LSTM's backward pass).
+        tf.saved_model.save(module, str(staging), signatures=functions,
+                            options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
         (staging / METADATA_DIR).mkdir(exist_ok=True)
         (staging / METADATA_DIR / METADATA_FILE).write_text(module.metadata_json.numpy().decode("utf-8") + "\n",
                                                             encoding="utf-8")
