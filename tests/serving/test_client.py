@@ -71,11 +71,16 @@ class FakeTFServing:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _route(self, suffix):
+            def _servable(self, suffix):
+                """(name, model) the request addresses, or None once a 503 (warming up) or 404 is sent."""
+                if self._failing():
+                    return None
                 match = re.fullmatch(r"/v1/models/([^/:]+)(?:/versions/(\d+))?" + suffix, self.path)
-                if not match:
-                    return None, None
-                return match.group(1), fake.models.get(match.group(1))
+                name = match.group(1) if match else None
+                if name not in fake.models:
+                    self._send(404, {"error": f"Servable not found for request: Latest({name})"})
+                    return None
+                return name, fake.models[name]
 
             def _failing(self):
                 fake.requests += 1
@@ -86,20 +91,18 @@ class FakeTFServing:
                 return False
 
             def do_GET(self):
-                if self._failing():
+                servable = self._servable("/metadata")
+                if servable is None:
                     return
-                name, model = self._route("/metadata")
-                if model is None:
-                    return self._send(404, {"error": f"Servable not found for request: Latest({name})"})
+                name, model = servable
                 self._send(200, {"model_spec": {"name": name, "signature_name": "", "version": "1"},
                                  "metadata": {"signature_def": {"signature_def": model.signature_def}}})
 
             def do_POST(self):
-                if self._failing():
+                servable = self._servable(":predict")
+                if servable is None:
                     return
-                name, model = self._route(":predict")
-                if model is None:
-                    return self._send(404, {"error": f"Servable not found for request: Latest({name})"})
+                _, model = servable
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 signature = body.get("signature_name", "serving_default")
                 try:
