@@ -10,9 +10,11 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import datetime
+import glob
 import json
 import operator
 import os
+import sys
 import time
 from collections import Counter
 
@@ -25,7 +27,7 @@ import musicgen_tf
 from musicgen_tf.errors import MusicgenError, SkipInput
 from musicgen_tf.music.converter import Converter
 from musicgen_tf.preprocessing.readers.base import SPLITS, Reader, Source
-from musicgen_tf.tfrecords.manifest import MANIFEST_NAME, feature_spec_to_json, write_manifest
+from musicgen_tf.tfrecords.manifest import MANIFEST_NAME, TEMPORARY_SUFFIX, feature_spec_to_json, write_manifest
 from musicgen_tf.tfrecords.schema import SCHEMA_VERSION, label_feature, serialize_example
 
 STATS_NAME = "_stats.json"
@@ -144,17 +146,38 @@ def _read_text(path: str) -> str:
         return handle.read().decode("utf-8")
 
 
+def _matches(pattern: str) -> list[str]:
+    return [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+
+
 def _prepare_output(output_dir: str, overwrite: bool) -> None:
-    """Create the folder; stale shards from an earlier run would mix with new ones, so they go or we stop."""
+    """Create the folder, or clear what an earlier run left in it.
+
+    A finished run (it has `manifest.json`) is replaced only with `overwrite`.  A run killed before its manifest
+    was written left partial shards, Beam's `beam-temp-*` folders and our intermediate files: those are removed
+    without asking, so rerunning the same command completes the job with exactly an uninterrupted run's output.
+    The manifest goes first, so the folder never looks finished while its shards are being deleted.
+    """
     if not FileSystems.exists(output_dir):
         FileSystems.mkdirs(output_dir)
         return
-    old = [m.path for m in FileSystems.match([FileSystems.join(output_dir, "*.tfrecord")])[0].metadata_list]
-    old += [m.path for m in FileSystems.match([FileSystems.join(output_dir, MANIFEST_NAME)])[0].metadata_list]
-    if old and not overwrite:
-        raise MusicgenError(f"{output_dir} already holds TFRecords; pass --overwrite to replace them")
-    if old:
-        FileSystems.delete(old)
+    manifest = _matches(FileSystems.join(output_dir, MANIFEST_NAME))
+    if manifest and not overwrite:
+        raise MusicgenError(f"{output_dir} already holds a finished preprocessing run (manifest.json); pass "
+                            "--overwrite to replace it")
+    if manifest:
+        FileSystems.delete(manifest)
+    leftovers = [path for pattern in ("*.tfrecord", MANIFEST_NAME + TEMPORARY_SUFFIX, STATS_NAME, SKIPPED_NAME,
+                                      "beam-temp-*/*", "beam-temp-*")
+                 for path in _matches(FileSystems.join(output_dir, pattern))]
+    if "://" not in output_dir:  # local folders: `match` lists files only, and an empty temp folder has none
+        leftovers += sorted(glob.glob(os.path.join(glob.escape(output_dir), "beam-temp-*")))
+    if leftovers and not manifest:
+        print(f"note: {output_dir} holds an unfinished run (no manifest.json); removing its {len(leftovers)} "
+              "partial shards and temporary files", file=sys.stderr)
+    for path in leftovers:  # a temporary folder's files first, then the folder (object stores have no folders)
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
 
 
 def run_preprocess(reader: Reader, converter: Converter, output_dir: str, input_dir: str | None = None,
