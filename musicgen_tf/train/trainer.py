@@ -20,7 +20,8 @@ from musicgen_tf.configs import Preset, get_preset
 from musicgen_tf.models.builders import build_model, dummy_batch
 from musicgen_tf.models.music_vae import concurrent_chains
 from musicgen_tf.music.representations import converter_from_config
-from musicgen_tf.tfrecords.dataset import make_dataset
+from musicgen_tf.tfrecords.dataset import make_dataset, shard_paths
+from musicgen_tf.tfrecords.integrity import naming_damaged_shards
 from musicgen_tf.tfrecords.manifest import check_representation, read_manifest
 from musicgen_tf.train import runtime
 from musicgen_tf.train.callbacks import RandomStateBackup, SampleLogger
@@ -120,9 +121,11 @@ def train(options: TrainOptions) -> keras.callbacks.History:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss" if validation is not None else "loss", patience=train_config.early_stopping_patience,
             restore_best_weights=True))
-    history = model.fit(train_data, epochs=epochs, steps_per_epoch=train_config.steps_per_epoch,
-                        validation_data=validation, validation_steps=validation_steps, callbacks=callbacks,
-                        shuffle=False, verbose=options.verbose)  # the dataset shuffles itself, seeded
+    shards = shard_paths(data_dir, "train", manifest) + shard_paths(data_dir, "validation", manifest)
+    with naming_damaged_shards(shards):  # a truncated shard is reported by file and record
+        history = model.fit(train_data, epochs=epochs, steps_per_epoch=train_config.steps_per_epoch,
+                            validation_data=validation, validation_steps=validation_steps, callbacks=callbacks,
+                            shuffle=False, verbose=options.verbose)  # the dataset shuffles itself, seeded
     model.save_weights(str(run.final_weights))
     return history
 

@@ -114,3 +114,16 @@ def test_generate_interpolate_reconstruct_write_music(melody_records, tmp_path):
 def test_checkpoint_shard_paths_get_a_clear_message(tmp_path):
     with pytest.raises(ValueError, match="one shard of a TensorFlow checkpoint"):
         RunDir(tmp_path).weights_path(str(tmp_path / "model.ckpt-100.data-00000-of-00001"))
+
+
+def test_truncated_shard_is_named_when_training(melody_records, tmp_path):
+    import shutil
+
+    from musicgen_tf.tfrecords.integrity import CorruptShardError
+
+    data = tmp_path / "records"
+    shutil.copytree(melody_records, data)
+    shard = sorted(data.glob("train-*.tfrecord"))[-1]
+    shard.write_bytes(shard.read_bytes()[:-7])
+    with pytest.raises(CorruptShardError, match=rf"{shard}: truncated record at record \d+ \(byte \d+\)"):
+        train(_options(data, tmp_path / "run", epochs=1))
