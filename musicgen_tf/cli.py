@@ -6,11 +6,10 @@ import argparse
 import json
 import os
 import sys
-import warnings
 
-# Quiet TensorFlow's C++ start-up chatter before anything imports it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-warnings.filterwarnings("ignore", message="Couldn.t find ffmpeg")  # pydub, imported by note_seq; we never use it
+from musicgen_tf import quiet
+
+quiet.configure()  # once, before anything imports TensorFlow or Beam
 
 from musicgen_tf.errors import MusicgenError  # noqa: E402
 
@@ -285,6 +284,9 @@ def run_evaluate(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `musicgen` program (argv None: the process's own arguments, stderr filtered) or a call with argv."""
+    if argv is None:
+        quiet.install_stderr_filter()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command not in ("preprocess", "demo"):
