@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "studio":
             from musicgen_tf.studio.launch import run_studio
 
-            run_studio(args)
+            return run_studio(args)
         elif args.command == "evaluate":
             run_evaluate(args)
         else:
