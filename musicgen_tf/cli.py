@@ -6,11 +6,10 @@ import argparse
 import json
 import os
 import sys
-import warnings
 
-# Quiet TensorFlow's C++ start-up chatter before anything imports it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-warnings.filterwarnings("ignore", message="Couldn.t find ffmpeg")  # pydub, imported by note_seq; we never use it
+from musicgen_tf import quiet
+
+quiet.configure()  # once, before anything imports TensorFlow or Beam
 
 from musicgen_tf.errors import MusicgenError  # noqa: E402
 
@@ -173,9 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
                                  "hear the result, from exported models (in-process or a running TF Serving)")
     add_studio_arguments(studio)
 
-    evaluate = commands.add_parser("evaluate", help="H1, H4, GS and CPI of every MIDI file in a folder")
+    evaluate = commands.add_parser(
+        "evaluate", help="H1, H4, GS and CPI of every MIDI file in a folder; with --reference, Yang & Lerch's "
+        "feature-distribution comparison (overlapping area, KL divergence) of two folders")
     evaluate.add_argument("--midi", required=True, help="folder of MIDI files (generated or training pieces)")
+    evaluate.add_argument("--reference", help="folder of reference MIDI files (e.g. held-out real pieces)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    evaluate.add_argument("--plot", help="with --reference: PNG of every feature's distance distributions")
 
     demo = commands.add_parser("demo", help="Essen folksongs shipped with music21 -> TFRecords -> a melody "
                                "MusicVAE trained for a few minutes -> MIDI/WAV/PNG samples (no download)")
@@ -267,7 +270,23 @@ def _generate(family: str, args) -> list[dict]:
                                label=args.label, **common)
 
 
+def run_evaluate(args) -> None:
+    if args.reference:
+        from musicgen_tf.music.evaluation_report import evaluate_reference_command
+
+        evaluate_reference_command(args.midi, args.reference, json_out=args.json, plot=args.plot)
+        return
+    if args.plot:
+        raise MusicgenError("--plot needs --reference (the distributions compare two folders)")
+    from musicgen_tf.txl_generation import evaluate_command
+
+    evaluate_command(args.midi, json_out=args.json)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The `musicgen` program (argv None: the process's own arguments, stderr filtered) or a call with argv."""
+    if argv is None:
+        quiet.install_stderr_filter()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command not in ("preprocess", "demo"):
@@ -286,11 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "studio":
             from musicgen_tf.studio.launch import run_studio
 
-            run_studio(args)
+            return run_studio(args)
         elif args.command == "evaluate":
-            from musicgen_tf.txl_generation import evaluate_command
-
-            evaluate_command(args.midi, json_out=args.json)
+            run_evaluate(args)
         else:
             run_generation(args)
     except (MusicgenError, ValueError, FileNotFoundError) as error:

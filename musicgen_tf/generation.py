@@ -24,10 +24,14 @@ def render_pieces(pieces, out_dir: str, prefix: str, representation: str = "") -
     """Write `<prefix>-NN.{mid,wav,png}` (+ `.musicxml` for monophonic representations) per piece."""
     from musicgen_tf.music import render
 
+    from tqdm import tqdm
+
     out = Path(os.path.expanduser(out_dir))
     out.mkdir(parents=True, exist_ok=True)
+    progress = tqdm(list(enumerate(pieces)), desc=f"writing {prefix}s", unit="piece", leave=False,
+                    disable=len(pieces) < 4)
     return [render.render_all(piece, out, f"{prefix}-{index:02d}", musicxml=representation in MONOPHONIC)
-            for index, piece in enumerate(pieces)]
+            for index, piece in progress]
 
 
 def generate(run_dir: str, out_dir: str, num: int = 8, temperature: float = 1.0, seed: int | None = None,
