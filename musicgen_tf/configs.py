@@ -91,9 +91,11 @@ def register(preset: Preset) -> Preset:
     return preset
 
 
+_MEL_PROGRAMS = list(range(32))  # Magenta's MEL_PROGRAMS: piano, chromatic percussion, organ, guitar
+
 register(Preset(
     name="cat-mel_2bar", family="music_vae", representation="melody",
-    converter_params=_frozen(slice_bars=2, steps_per_quarter=4),
+    converter_params=_frozen(slice_bars=2, steps_per_quarter=4, valid_programs=_MEL_PROGRAMS),
     model=_frozen(encoder_units=(512,), decoder="flat", decoder_units=(256, 256), latent_dim=256,
                   embedding_dim=64, free_bits=0.0, max_beta=0.2, beta_rate=0.99999, dropout=0.0,
                   sampling_schedule="inverse_sigmoid", sampling_rate=1000.0),
@@ -102,7 +104,7 @@ register(Preset(
 
 register(Preset(
     name="cat-mel_2bar_cpu", family="music_vae", representation="melody",
-    converter_params=_frozen(slice_bars=2, steps_per_quarter=4),
+    converter_params=_frozen(slice_bars=2, steps_per_quarter=4, valid_programs=_MEL_PROGRAMS),
     # No scheduled sampling: over 1,500 steps Magenta's inverse_sigmoid(1000) stays below p = 0.005.
     model=_frozen(encoder_units=(256,), decoder="flat", decoder_units=(256,), latent_dim=64, embedding_dim=32,
                   free_bits=0.0, max_beta=0.2, beta_rate=0.999, dropout=0.0),
