@@ -52,6 +52,9 @@ class Preset:
     tiny_train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     label: str | None = None  # optional conditioning label (manifest label name), e.g. "primary_style"
     description: str = ""
+    # Training-batch augmentation (Magenta's `note_sequence_augmenter`), e.g. {"transpose_range": (-5, 5)};
+    # never applied to validation, evaluation or export (see musicgen_tf.tfrecords.augment).
+    augmentation: Mapping[str, Any] | None = None
 
     def resolved(self, tiny: bool = False, **train_overrides) -> "Preset":
         """This preset with the tiny overrides applied (if asked) and training overrides (None = keep)."""
@@ -64,7 +67,8 @@ class Preset:
     def to_json(self) -> dict:
         return {"name": self.name, "family": self.family, "representation": self.representation,
                 "converter_params": dict(self.converter_params), "model": dict(self.model),
-                "train": dataclasses.asdict(self.train), "label": self.label, "description": self.description}
+                "train": dataclasses.asdict(self.train), "label": self.label, "description": self.description,
+                "augmentation": None if self.augmentation is None else dict(self.augmentation)}
 
 
 def _frozen(**kwargs) -> Mapping[str, Any]:
@@ -100,6 +104,7 @@ register(Preset(
                   embedding_dim=64, free_bits=0.0, max_beta=0.2, beta_rate=0.99999, dropout=0.0,
                   sampling_schedule="inverse_sigmoid", sampling_rate=1000.0),
     train=_MAGENTA_TRAIN, tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
+    augmentation=_frozen(transpose_range=(-5, 5)),  # Magenta: NoteSequenceAugmenter(transpose_range=(-5, 5))
     description="2-bar melody MusicVAE, flat LSTM decoder (Magenta cat-mel_2bar_small)"))
 
 register(Preset(
