@@ -26,6 +26,10 @@ class TrainConfig:
     optimizer: str = "adam"  # adam | adamw
     weight_decay: float = 0.0
     clip_norm: float | None = 1.0
+    # Magenta's `grad_norm_clip_to_zero`: a step whose gradients' global norm is >= this (or not finite) applies
+    # all-zero gradients instead (Adam still steps, its moments decay).  None: off.
+    grad_norm_clip_to_zero: float | None = None
+    adam_epsilon: float = 1e-7  # Keras' default; TF1's AdamOptimizer (Magenta) uses 1e-8
     gradient_accumulation: int = 1  # optimizer steps apply the mean gradient of this many batches
     total_steps: int = 50_000
     steps_per_epoch: int = 500  # also the checkpoint period: resume restarts at the last finished epoch
@@ -48,6 +52,9 @@ class Preset:
     tiny_train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     label: str | None = None  # optional conditioning label (manifest label name), e.g. "primary_style"
     description: str = ""
+    # Training-batch augmentation (Magenta's `note_sequence_augmenter`), e.g. {"transpose_range": (-5, 5)};
+    # never applied to validation, evaluation or export (see musicgen_tf.tfrecords.augment).
+    augmentation: Mapping[str, Any] | None = None
 
     def resolved(self, tiny: bool = False, **train_overrides) -> "Preset":
         """This preset with the tiny overrides applied (if asked) and training overrides (None = keep)."""
@@ -60,7 +67,8 @@ class Preset:
     def to_json(self) -> dict:
         return {"name": self.name, "family": self.family, "representation": self.representation,
                 "converter_params": dict(self.converter_params), "model": dict(self.model),
-                "train": dataclasses.asdict(self.train), "label": self.label, "description": self.description}
+                "train": dataclasses.asdict(self.train), "label": self.label, "description": self.description,
+                "augmentation": None if self.augmentation is None else dict(self.augmentation)}
 
 
 def _frozen(**kwargs) -> Mapping[str, Any]:
@@ -71,8 +79,11 @@ _VAE_TINY = _frozen(encoder_units=(32,), decoder_units=(32, 32), conductor_units
                     embedding_dim=16)
 _TINY_TRAIN = _frozen(batch_size=16, total_steps=200, steps_per_epoch=50, sample_every_epochs=2, num_samples=2,
                       shuffle_buffer=1000)
+# Magenta's music_vae_train: clip_mode "global_norm" (grad_clip 1.0), gradients zeroed at global norm >= 10,000,
+# tf.compat.v1.train.AdamOptimizer (epsilon 1e-8).
+_MAGENTA_OPTIMIZER = _frozen(clip_norm=1.0, grad_norm_clip_to_zero=10_000.0, adam_epsilon=1e-8)
 _MAGENTA_TRAIN = TrainConfig(batch_size=512, learning_rate=1e-3, decay_rate=0.9999, min_learning_rate=1e-5,
-                             total_steps=200_000, steps_per_epoch=1000)
+                             total_steps=200_000, steps_per_epoch=1000, **_MAGENTA_OPTIMIZER)
 
 PRESETS: dict[str, Preset] = {}
 
@@ -84,23 +95,27 @@ def register(preset: Preset) -> Preset:
     return preset
 
 
+_MEL_PROGRAMS = list(range(32))  # Magenta's MEL_PROGRAMS: piano, chromatic percussion, organ, guitar
+
 register(Preset(
     name="cat-mel_2bar", family="music_vae", representation="melody",
-    converter_params=_frozen(slice_bars=2, steps_per_quarter=4),
+    converter_params=_frozen(slice_bars=2, steps_per_quarter=4, valid_programs=_MEL_PROGRAMS),
     model=_frozen(encoder_units=(512,), decoder="flat", decoder_units=(256, 256), latent_dim=256,
                   embedding_dim=64, free_bits=0.0, max_beta=0.2, beta_rate=0.99999, dropout=0.0,
                   sampling_schedule="inverse_sigmoid", sampling_rate=1000.0),
     train=_MAGENTA_TRAIN, tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
+    augmentation=_frozen(transpose_range=(-5, 5)),  # Magenta: NoteSequenceAugmenter(transpose_range=(-5, 5))
     description="2-bar melody MusicVAE, flat LSTM decoder (Magenta cat-mel_2bar_small)"))
 
 register(Preset(
     name="cat-mel_2bar_cpu", family="music_vae", representation="melody",
-    converter_params=_frozen(slice_bars=2, steps_per_quarter=4),
+    converter_params=_frozen(slice_bars=2, steps_per_quarter=4, valid_programs=_MEL_PROGRAMS),
     # No scheduled sampling: over 1,500 steps Magenta's inverse_sigmoid(1000) stays below p = 0.005.
     model=_frozen(encoder_units=(256,), decoder="flat", decoder_units=(256,), latent_dim=64, embedding_dim=32,
                   free_bits=0.0, max_beta=0.2, beta_rate=0.999, dropout=0.0),
     train=TrainConfig(batch_size=64, learning_rate=2e-3, decay_rate=0.999, min_learning_rate=1e-4,
-                      total_steps=1500, steps_per_epoch=250, sample_every_epochs=2, num_samples=4),
+                      total_steps=1500, steps_per_epoch=250, sample_every_epochs=2, num_samples=4,
+                      **_MAGENTA_OPTIMIZER),
     tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
     description="2-bar melody MusicVAE sized to train in minutes on a CPU (the demo's model)"))
 

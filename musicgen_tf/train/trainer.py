@@ -20,6 +20,7 @@ from musicgen_tf.configs import Preset, get_preset
 from musicgen_tf.models.builders import build_model, dummy_batch
 from musicgen_tf.models.music_vae import concurrent_chains
 from musicgen_tf.music.representations import converter_from_config
+from musicgen_tf.tfrecords.augment import make_augmenter
 from musicgen_tf.tfrecords.dataset import make_dataset, shard_paths
 from musicgen_tf.tfrecords.integrity import naming_damaged_shards
 from musicgen_tf.tfrecords.manifest import check_representation, read_manifest
@@ -96,6 +97,9 @@ def train(options: TrainOptions) -> keras.callbacks.History:
     train_data = make_dataset(data_dir, "train", train_config.batch_size, representation=preset.representation,
                               shuffle=True, shuffle_buffer=train_config.shuffle_buffer, repeat=True,
                               drop_remainder=True, labels=labels, seed=train_config.seed, with_source_key=False)
+    augmenter = make_augmenter(preset.augmentation, preset.representation, converter)
+    if augmenter is not None:  # training batches only, seeded per batch (so the skip below keeps resume exact)
+        train_data = augmenter.apply(train_data, train_config.seed)
     train_data = train_data.skip(done_epochs * train_config.steps_per_epoch)  # batches seen before the restart
     validation, validation_steps = None, None
     if manifest["splits"]["validation"]["examples"] > 0:
