@@ -173,9 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
                                  "hear the result, from exported models (in-process or a running TF Serving)")
     add_studio_arguments(studio)
 
-    evaluate = commands.add_parser("evaluate", help="H1, H4, GS and CPI of every MIDI file in a folder")
+    evaluate = commands.add_parser("evaluate", help="H1, H4, GS, CPI and SI of every MIDI file in a folder")
     evaluate.add_argument("--midi", required=True, help="folder of MIDI files (generated or training pieces)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    evaluate.add_argument("--no-si", dest="structure", action="store_false",
+                          help="skip the SI (structureness) columns, the slow part (~3 s per 32-bar piece)")
 
     demo = commands.add_parser("demo", help="Essen folksongs shipped with music21 -> TFRecords -> a melody "
                                "MusicVAE trained for a few minutes -> MIDI/WAV/PNG samples (no download)")
@@ -290,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "evaluate":
             from musicgen_tf.txl_generation import evaluate_command
 
-            evaluate_command(args.midi, json_out=args.json)
+            evaluate_command(args.midi, json_out=args.json, structure=args.structure)
         else:
             run_generation(args)
     except (MusicgenError, ValueError, FileNotFoundError) as error:

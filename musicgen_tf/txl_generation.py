@@ -68,12 +68,12 @@ def _clean(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def evaluate_command(midi_dir: str, json_out: bool = False) -> dict:
-    """Print H1/H4/GS/CPI per file and their mean (or, with `json_out`, one JSON document); returns the result."""
+def evaluate_command(midi_dir: str, json_out: bool = False, structure: bool = True) -> dict:
+    """Print H1/H4/GS/CPI/SI per file and their mean (or, with `json_out`, one JSON document); returns the result."""
     from musicgen_tf.music.metrics import METRICS, evaluate_midi_dir
 
     try:
-        result = evaluate_midi_dir(midi_dir)
+        result = evaluate_midi_dir(midi_dir, structure=structure)
     except FileNotFoundError as error:
         raise MusicgenError(str(error)) from None
     if not result["files"]:
