@@ -38,6 +38,14 @@ class TrainConfig:
     num_samples: int = 4
     shuffle_buffer: int = 10_000
     seed: int = 1234
+    warmup_steps: int = 0  # linear warm-up from 0 to the schedule's rate over this many steps
+    mixed_precision: str = "off"  # off | on | auto (on where a GPU is visible); `--mixed-precision` overrides it
+    # REMI token models: train on windows of this many tokens every `window_stride` (0 = whole pieces), and
+    # augment the training windows (pitch shift of up to +-N semitones, tempo factor in [1/x, x]; 0 / 1.0 = off)
+    window_tokens: int = 0
+    window_stride: int = 0
+    augment_pitch_shift: int = 0
+    augment_tempo_stretch: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,19 +241,23 @@ register(Preset(
                 "STFT loss next to the waveform loss"))
 
 
-# ---- Transformer-XL (issue 5)
+# ---- Transformer-XL (issue 5, issue 17 part 3)
 # Seed 003 / YatingMusic/remi: REMI + Transformer-XL, 12 layers, d_model 512, 8 heads, d_inner 2048, dropout 0.1,
-# segment (x_len) 512, memory 512, Adam lr 2e-4.  Batch 4 pieces, constant lr and clip norm 1.0 are ours.  Default
-# REMI converter parameters (16 positions per 4/4 bar, chords from markers or the paper's recogniser).
+# segment (x_len) 512, memory 512.  Training regime of seed 003's config: Adam 1e-4 after 1,000 linear warm-up
+# steps, batch 16, windows of 512 tokens every 256 tokens, fp16 (here: mixed precision where a GPU is visible),
+# gradient clip 1.0, pitch-shift (+-6) and time-stretch augmentation (the seed names no stretch range: +-20% is
+# ours).  Default REMI converter parameters (16 positions per 4/4 bar, chords from markers or the recogniser).
 register(Preset(
     name="remi_txl_pop", family="transformer_xl", representation="remi", converter_params=_frozen(),
     model=_frozen(num_layers=12, d_model=512, num_heads=8, d_inner=2048, dropout=0.1, dropatt=0.0,
                   segment_len=512, mem_len=512, sample_bars=4, sample_max_tokens=512),
-    train=TrainConfig(batch_size=4, learning_rate=2e-4, lr_schedule="constant", clip_norm=1.0,
+    train=TrainConfig(batch_size=16, learning_rate=1e-4, lr_schedule="constant", warmup_steps=1000, clip_norm=1.0,
                       total_steps=100_000, steps_per_epoch=500, sample_every_epochs=5, num_samples=2,
-                      shuffle_buffer=2000),
+                      shuffle_buffer=2000, mixed_precision="auto", window_tokens=512, window_stride=256,
+                      augment_pitch_shift=6, augment_tempo_stretch=1.2),
     tiny_model=_frozen(num_layers=2, d_model=32, num_heads=2, d_inner=64, segment_len=32, mem_len=32,
                        sample_bars=2, sample_max_tokens=64),
-    tiny_train=_frozen(batch_size=2, learning_rate=1e-3, total_steps=20, steps_per_epoch=5, sample_every_epochs=1,
-                       num_samples=2, shuffle_buffer=100),
+    tiny_train=_frozen(batch_size=2, learning_rate=1e-3, warmup_steps=0, total_steps=20, steps_per_epoch=5,
+                       sample_every_epochs=1, num_samples=2, shuffle_buffer=100, window_tokens=64,
+                       window_stride=32),
     description="Pop Music Transformer: REMI tokens + Transformer-XL with segment memory (seed 003)"))

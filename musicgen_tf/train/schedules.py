@@ -27,7 +27,38 @@ class ExponentialDecayToFloor(keras.optimizers.schedules.LearningRateSchedule):
                 "min_learning_rate": self.min_learning_rate}
 
 
+@keras.saving.register_keras_serializable(package="musicgen_tf")
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+    """Rate grows linearly from 0 to `after`'s over `warmup_steps` steps (step + 1 / warmup_steps), then follows
+    `after` (a schedule or a constant) at the same step."""
+
+    def __init__(self, after, warmup_steps: int):
+        self.after = after
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        rate = self.after(step) if callable(self.after) else ops.cast(self.after, "float32")
+        return rate * ops.minimum((step + 1.0) / float(self.warmup_steps), 1.0)
+
+    def get_config(self):
+        after = (keras.saving.serialize_keras_object(self.after) if callable(self.after) else self.after)
+        return {"after": after, "warmup_steps": self.warmup_steps}
+
+    @classmethod
+    def from_config(cls, config):
+        after = config["after"]
+        if isinstance(after, dict):
+            after = keras.saving.deserialize_keras_object(after)
+        return cls(after, config["warmup_steps"])
+
+
 def learning_rate(train: TrainConfig):
+    rate = _schedule(train)
+    return LinearWarmup(rate, train.warmup_steps) if train.warmup_steps > 0 else rate
+
+
+def _schedule(train: TrainConfig):
     if train.lr_schedule == "constant":
         return train.learning_rate
     if train.lr_schedule == "exponential":
