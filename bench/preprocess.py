@@ -11,7 +11,10 @@ runner process's one-time warm-up or such a burst alone.
 Real MIDI: `--midi-dir DIR` (e.g. Pop1K7 or Lakh), else music21's bundled scores rendered to MIDI once
 (Bach chorales and others, cached in bench/.cache) plus the real .mid files music21 ships.
 
-    python bench/preprocess.py [--midi-dir DIR] [--representation remi] [--workers 2]
+Essen ABC tunes (music21's corpus, the demo's data): our reader end to end (symusic, music21 for a tune it cannot
+read -> melody examples of the demo preset) against music21's parse alone of the same tunes, interleaved the same way.
+
+    python bench/preprocess.py [--midi-dir DIR] [--representation remi] [--workers 2] [--esac-tunes 150] [--esac-only]
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import note_seq  # noqa: E402
 import symusic  # noqa: E402
 
 from musicgen_tf.cli import local_workers_args  # noqa: E402
+from musicgen_tf.errors import SkipInput  # noqa: E402
 from musicgen_tf.music.midi_io import midi_file_to_note_sequence  # noqa: E402
 from musicgen_tf.music.representations import get_converter  # noqa: E402
 from musicgen_tf.preprocessing.pipeline import convert_source, run_preprocess  # noqa: E402
@@ -99,6 +103,46 @@ def measure_interleaved(files, decoders: dict, passes=5) -> dict[str, float]:
     return {name: _report(name, _fastest(runs)) for name, runs in results.items()}
 
 
+def esac_speedup(count: int, passes: int = 3) -> float:
+    """notes/s of Essen tunes -> melody examples (our reader) over notes/s of music21 parsing the same tunes."""
+    from music21 import converter as music21_converter
+
+    from musicgen_tf.configs import get_preset
+    from musicgen_tf.music.music21_io import score_to_note_sequence
+    from musicgen_tf.preprocessing.readers.esac import read_text, split_tunebook
+
+    reader = get_reader("music21-essen")
+    sources = reader.list_sources(None)
+    tunes = sources[::max(1, len(sources) // count)][:count]
+    preset = get_preset("cat-mel_2bar_cpu")
+    melody = get_converter(preset.representation, **preset.converter_params)
+    books = {}
+
+    def text_of(source):
+        if source.path not in books:
+            books[source.path] = split_tunebook(read_text(source.path))
+        return books[source.path][source.tune]
+
+    def music21_parse(source):
+        return len(score_to_note_sequence(music21_converter.parse(text_of(source), format="abc",
+                                                                  forceSource=True)).notes)
+
+    notes = {source.key: music21_parse(source) for source in tunes}  # both contenders count the same notes
+
+    def ours(source):
+        text_of(source)  # the tunebook split is cached for both contenders alike
+        try:
+            convert_source(source, reader, melody)
+        except SkipInput:  # a tune with no 2-bar window still cost its reading
+            pass
+        return notes[source.key]
+
+    print(f"Essen ABC: {len(tunes)} tunes of music21's corpus, best of {passes} interleaved passes")
+    rates = measure_interleaved(tunes, {"music21 parse (the old reader)": music21_parse,
+                                        "musicgen_tf ESAC reader -> melody Examples": ours}, passes=passes)
+    return rates["musicgen_tf ESAC reader -> melody Examples"] / rates["music21 parse (the old reader)"]
+
+
 def music21_notes(path):
     from music21 import converter
     return len(converter.parse(str(path), format="midi").flatten().notes)
@@ -137,7 +181,15 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--beam-copies", type=int, default=100,
                         help="corpus copies for the Beam scaling run (enough work to amortise worker start-up)")
+    parser.add_argument("--esac-tunes", type=int, default=150, help="Essen tunes for the ESAC/ABC comparison")
+    parser.add_argument("--esac-only", action="store_true", help="run only the ESAC/ABC comparison")
     args = parser.parse_args()
+
+    esac = esac_speedup(args.esac_tunes)
+    if args.esac_only:
+        print(f"\nRESULT esac_vs_music21_parse {esac:.1f}x (target >= 5x)")
+        return
+    print()
 
     files = (sorted(p for p in Path(args.midi_dir).rglob("*") if p.suffix.lower() in (".mid", ".midi"))
              if args.midi_dir else music21_corpus_midis(args.files))
@@ -169,6 +221,7 @@ def main():
     print()
     print(f"RESULT pipeline_vs_note_seq_parse {rates[pipeline] / rates[NOTE_SEQ]:.1f}x (target >= 5x)")
     print(f"RESULT beam_{args.workers}_workers_vs_1 {many / one:.2f}x (target ~{args.workers}x)")
+    print(f"RESULT esac_vs_music21_parse {esac:.1f}x (target >= 5x)")
 
 
 if __name__ == "__main__":

@@ -95,6 +95,8 @@ def print_summary(manifest: dict, output: str) -> None:
     print(f"\n{manifest['dataset']} -> {manifest['representation']['name']} TFRecords in {output}")
     print(f"  files: {files['read']} read, {files['converted']} converted, {files['skipped']} skipped"
           + (f" (of {files['listed']} listed)" if files["listed"] != files["read"] else ""))
+    if files.get("parsed_with"):
+        print("  parsed with: " + ", ".join(f"{name} {count}" for name, count in files["parsed_with"].items()))
     for split, info in manifest["splits"].items():
         print(f"  {split:<10} {info['examples']:>7} examples from {info['files']} files in {len(info['shards'])} shards")
     if manifest["skip_reasons"]:

@@ -160,6 +160,13 @@ T:Leer
 M:4/4
 L:1/4
 K:C
+
+X:4
+T:Viertes Lied (key H: abc2midi refuses it, music21 reads it)
+M:4/4
+L:1/8
+K:H
+G2G2G2G2 | c2c2d4 | G2G2G2G2 | d8 |]
 """
 
 

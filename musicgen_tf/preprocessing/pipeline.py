@@ -47,6 +47,7 @@ class Converted:
     pitch_counts: list[int]
     duration_seconds: float
     example_stats: list[dict]
+    parsed_with: str | None = None
 
 
 def convert_source(source: Source, reader: Reader, converter: Converter) -> Converted:
@@ -66,7 +67,7 @@ def convert_source(source: Source, reader: Reader, converter: Converter) -> Conv
     spec = converter.feature_spec()
     serialized = [serialize_example(example, spec, source.features, source.key) for example in examples]
     return Converted(source.key, source.split, serialized, notes, pitch_counts, duration,
-                     [converter.stats(example) for example in examples])
+                     [converter.stats(example) for example in examples], reader.parsed_with(item))
 
 
 def skipped_record(dead_letter) -> dict:
@@ -86,12 +87,15 @@ class StatsCombineFn(beam.CombineFn):
 
     def create_accumulator(self):
         return {"files": Counter(), "examples": Counter(), "notes": 0, "pitch_counts": np.zeros(128, np.int64),
-                "duration_counts": np.zeros(len(DURATION_BINS_SECONDS) - 1, np.int64), "example_stats": {}}
+                "duration_counts": np.zeros(len(DURATION_BINS_SECONDS) - 1, np.int64), "example_stats": {},
+                "parsed_with": Counter()}
 
     def add_input(self, acc, converted: Converted):
         acc["files"][converted.split] += 1
         acc["examples"][converted.split] += len(converted.examples)
         acc["notes"] += converted.notes
+        if converted.parsed_with:
+            acc["parsed_with"][converted.parsed_with] += 1
         acc["pitch_counts"] += np.asarray(converted.pitch_counts, np.int64)
         acc["duration_counts"][bisect.bisect_right(DURATION_BINS_SECONDS, converted.duration_seconds) - 1] += 1
         for stats in converted.example_stats:
@@ -109,6 +113,7 @@ class StatsCombineFn(beam.CombineFn):
             merged["files"].update(acc["files"])
             merged["examples"].update(acc["examples"])
             merged["notes"] += acc["notes"]
+            merged["parsed_with"].update(acc["parsed_with"])
             merged["pitch_counts"] += acc["pitch_counts"]
             merged["duration_counts"] += acc["duration_counts"]
             for name, (n, total, low, high) in acc["example_stats"].items():
@@ -122,6 +127,7 @@ class StatsCombineFn(beam.CombineFn):
     def extract_output(self, acc):
         return json.dumps({
             "files": dict(acc["files"]), "examples": dict(acc["examples"]), "notes": int(acc["notes"]),
+            "parsed_with": dict(acc["parsed_with"]),
             "pitch_histogram": acc["pitch_counts"].tolist(),
             "duration_histogram": {"bin_edges_seconds": [str(b) for b in DURATION_BINS_SECONDS],
                                    "counts": acc["duration_counts"].tolist()},
@@ -231,6 +237,10 @@ def run_preprocess(reader: Reader, converter: Converter, output_dir: str, input_
                         FileSystems.match([FileSystems.join(output_dir, f"{split}-*.tfrecord")])[0].metadata_list)
         splits[split] = {"files": stats["files"].get(split, 0), "examples": stats["examples"].get(split, 0),
                          "shards": shards}
+    files = {"listed": listed, "read": len(sources), "converted": sum(stats["files"].values()),
+             "skipped": len(skipped)}
+    if stats["parsed_with"]:  # readers with more than one parser: which one decoded the converted files
+        files["parsed_with"] = stats["parsed_with"]
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -241,8 +251,7 @@ def run_preprocess(reader: Reader, converter: Converter, output_dir: str, input_
         "features": feature_spec_to_json(converter.feature_spec()),
         "labels": label_spec(sources),
         "splits": splits,
-        "files": {"listed": listed, "read": len(sources), "converted": sum(stats["files"].values()),
-                  "skipped": len(skipped)},
+        "files": files,
         "skip_reasons": dict(Counter(record["reason"] for record in skipped).most_common()),
         "skipped": skipped,
         "stats": {key: stats[key] for key in ("notes", "pitch_histogram", "duration_histogram", "example_stats")},

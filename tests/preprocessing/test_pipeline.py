@@ -108,3 +108,13 @@ def test_midi_dir_bad_inputs_are_recorded_with_reasons(tmp_path):
     assert manifest["files"]["converted"] == 2
     assert manifest["stats"]["notes"] == 16
     assert manifest["stats"]["pitch_histogram"][60] == 2
+
+
+@pytest.mark.slow
+def test_manifest_counts_which_parser_read_each_esac_file(tmp_path):
+    root = fixtures.make_esac(tmp_path / "esac")
+    manifest = run_preprocess(get_reader("esac"), get_converter("pitch_histogram"), str(tmp_path / "out"),
+                              input_dir=str(root), num_shards=1)
+    # tunes 1-2 by symusic, tune 4 (K:H) by music21 after symusic refused it, the kern song by music21
+    assert manifest["files"]["parsed_with"] == {"symusic": 2, "music21 fallback": 1, "music21": 1}
+    assert manifest["files"]["converted"] == 4

@@ -66,17 +66,22 @@ def test_esac_reads_kern_and_abc_tunebooks(tmp_path):
     sources = reader.list_sources(fixtures.make_esac(tmp_path))
     keys = [s.key for s in sources]
     assert keys == ["abc/lieder_äöü.abc#1", "abc/lieder_äöü.abc#2", "abc/lieder_äöü.abc#3",
-                    "deutschl/kinder/kaputt.krn", "deutschl/kinder/kind0001.krn"]
-    kern = reader.load(sources[4])
+                    "abc/lieder_äöü.abc#4", "deutschl/kinder/kaputt.krn", "deutschl/kinder/kind0001.krn"]
+    kern = reader.load(sources[5])
+    assert reader.parsed_with(kern) == "music21"
     assert [n.pitch for n in kern.notes] == [67, 69, 71, 72, 71, 69, 67, 66, 67]
     assert (kern.time_signatures[0].numerator, kern.time_signatures[0].denominator) == (3, 4)
     assert kern.key_signatures[0].key == 7  # G major
     # monophonic: no two notes overlap
     assert all(a.end_time <= b.start_time + 1e-9 for a, b in zip(kern.notes, kern.notes[1:]))
     minor = reader.load(sources[1])
+    assert reader.parsed_with(minor) == "symusic"
     assert minor.key_signatures[0].key == 2 and minor.key_signatures[0].mode == 1  # D minor
     assert [n.pitch for n in minor.notes][:4] == [62, 65, 69, 74]
-    for empty in (sources[2], sources[3]):
+    fallback = reader.load(sources[3])  # symusic cannot read it: music21 does
+    assert reader.parsed_with(fallback) == "music21 fallback"
+    assert [n.pitch for n in fallback.notes][:6] == [67, 67, 67, 67, 72, 72]
+    for empty in (sources[2], sources[4]):
         with pytest.raises(SkipInput):
             reader.load(empty)
 

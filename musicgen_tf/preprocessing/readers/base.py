@@ -73,3 +73,7 @@ class Reader(abc.ABC):
     @abc.abstractmethod
     def load(self, source: Source):
         """Decode one input into a NoteSequence or Waveform; raise `SkipInput` with a clear reason if unusable."""
+
+    def parsed_with(self, item) -> str | None:
+        """Name of the parser that decoded `item` when a reader has more than one (counted in the manifest)."""
+        return None

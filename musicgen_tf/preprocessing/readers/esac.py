@@ -3,16 +3,23 @@
 
 `music21-essen` is the same reader pointed at the Essen tunebooks shipped inside music21, so the demo needs no
 download.
+
+ABC tunes are read by symusic (`music/abc_io.py`, ~10x faster than music21); a tune symusic cannot read falls back
+to music21, and the manifest counts which reader read each file (`files.parsed_with`).  Kern files use music21.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
 from music21 import converter
 
+from note_seq.protobuf import music_pb2
+
 from musicgen_tf.errors import LayoutError, SkipInput
+from musicgen_tf.music.abc_io import abc_to_note_sequence
 from musicgen_tf.music.music21_io import score_to_note_sequence
 from musicgen_tf.preprocessing.readers.base import Reader, Source, find_files, hash_split, require_dir
 
@@ -45,6 +52,16 @@ def split_tunebook(text: str) -> dict[str, str]:
     return tunes
 
 
+@functools.lru_cache(maxsize=4)
+def _tunebook(path: str, mtime_ns: int) -> dict[str, str]:
+    """Split each tunebook once per worker (a book holds hundreds of tunes, read one by one in listing order)."""
+    return split_tunebook(read_text(path))
+
+
+def tune_text(path: str, tune: str) -> str:
+    return _tunebook(path, Path(path).stat().st_mtime_ns)[tune]
+
+
 class EsacReader(Reader):
     name = "esac"
     default_representation = "melody"
@@ -67,22 +84,45 @@ class EsacReader(Reader):
         return sources
 
     def load(self, source):
+        text = None if source.tune is None else tune_text(source.path, source.tune)
+        ns = None
+        if text is not None:
+            try:
+                ns = abc_to_note_sequence(text)
+            except ValueError:
+                ns = None  # music21 below
+        if ns is None:
+            ns = self._music21(source, text)
+            ns.source_info.parser = music_pb2.NoteSequence.SourceInfo.MUSIC21
+        if text is not None:
+            ns.source_info.encoding_type = music_pb2.NoteSequence.SourceInfo.ABC
+        ns.filename = ns.id = source.key
+        if not ns.notes:
+            raise SkipInput(source.key, "no notes")
+        return ns
+
+    @staticmethod
+    def _music21(source, text: str | None) -> music_pb2.NoteSequence:
         try:
-            if source.tune is None:
+            if text is None:
                 score = converter.parse(source.path, format="humdrum", forceSource=True)
             else:
-                text = split_tunebook(read_text(source.path))[source.tune]
                 score = converter.parse(text, format="abc", forceSource=True)
         except Exception as error:  # music21 raises many exception types for malformed input
             raise SkipInput(source.key, "music21 could not parse the song",
                             f"{type(error).__name__}: {str(error)[:160]}") from None
         if hasattr(score, "scores"):  # an Opus: take its first score
             score = score.scores[0] if len(score.scores) else score
-        ns = score_to_note_sequence(score)
-        ns.filename = ns.id = source.key
-        if not ns.notes:
-            raise SkipInput(source.key, "no notes")
-        return ns
+        return score_to_note_sequence(score)
+
+    def parsed_with(self, ns) -> str:
+        """Which reader made this NoteSequence: "symusic", "music21 fallback" (ABC symusic could not read) or
+        "music21" (kern)."""
+        info = music_pb2.NoteSequence.SourceInfo
+        is_abc = ns.source_info.encoding_type == info.ABC
+        if ns.source_info.parser == info.MUSIC21:
+            return "music21 fallback" if is_abc else "music21"
+        return "symusic"
 
 
 class Music21EssenReader(EsacReader):
