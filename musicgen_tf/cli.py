@@ -11,14 +11,13 @@ from musicgen_tf import quiet
 
 quiet.configure()  # once, before anything imports TensorFlow or Beam
 
+from musicgen_tf.demo import DEMO_PRESET, DEMO_TUNES, EVAL_SAMPLES  # noqa: E402
 from musicgen_tf.errors import MusicgenError  # noqa: E402
 
 DEFAULT_REPRESENTATIONS = {
     "groove": "groovae", "pop1k7": "remi", "esac": "melody", "gtzan": "waveform", "midi-dir": "remi",
     "music21-essen": "melody",
 }
-DEMO_TUNES = 2000
-DEMO_PRESET = "cat-mel_2bar_cpu"
 
 
 def _parse_param(text: str):
@@ -213,30 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="Essen folksongs shipped with music21 -> TFRecords -> a melody "
                                "MusicVAE trained for a few minutes -> MIDI/WAV/PNG samples (no download)")
-    demo.add_argument("--output", default="demo_out", help="folder for tfrecords/, run/ and samples/")
+    demo.add_argument("--output", default="demo_out",
+                      help="folder for tfrecords/, run/, samples/, models/ (the export) and evaluation/")
     demo.add_argument("--limit", type=int, default=DEMO_TUNES, help="number of tunes (0 = all 8514)")
     demo.add_argument("--workers", type=int, default=2)
-    demo.add_argument("--steps", type=int, help="training steps (default: the cat-mel_2bar_cpu preset's)")
+    demo.add_argument("--steps", type=int, help=f"training steps (default: the {DEMO_PRESET} preset's)")
+    demo.add_argument("--eval-samples", type=int, default=EVAL_SAMPLES,
+                      help="samples compared with the held-out test melodies in the quality table")
     return parser
-
-
-def run_demo(args, extra):
-    """The whole path on real data that ships with music21: preprocess, train, sample."""
-    from musicgen_tf import generation
-    from musicgen_tf.train.trainer import TrainOptions, train
-
-    records, run_dir = os.path.join(args.output, "tfrecords"), os.path.join(args.output, "run")
-    preprocess_args = argparse.Namespace(
-        dataset="music21-essen", input=None, output=records, representation=None, preset=DEMO_PRESET, param=[],
-        limit=args.limit or None, num_shards=4, workers=args.workers, genres=None, pop1k7_variant="midi_analyzed",
-        overwrite=True)
-    run_preprocess_command(preprocess_args, extra)
-    print(f"\ntraining {DEMO_PRESET} (TensorBoard: tensorboard --logdir {run_dir}/logs)")
-    train(TrainOptions(preset=DEMO_PRESET, data=records, run_dir=run_dir, steps=args.steps))
-    samples = os.path.join(args.output, "samples")
-    results = generation.generate(run_dir, samples, num=8, temperature=0.5, seed=0)
-    print(f"\n{len(results)} samples in {samples}/ (MIDI, WAV, piano-roll PNG), e.g.")
-    print("  " + "  ".join(str(path) for path in results[0].values()))
 
 
 def run_train(args) -> None:
@@ -342,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "preprocess":
             run_preprocess_command(args, extra)
         elif args.command == "demo":
-            run_demo(args, extra)
+            from musicgen_tf.demo import run_demo
+
+            run_demo(args, extra, run_preprocess_command)
         elif args.command == "train":
             run_train(args)
         elif args.command in ("export", "client"):
