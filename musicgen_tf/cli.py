@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "MusicVAE trained for a few minutes -> MIDI/WAV/PNG samples (no download)")
     demo.add_argument("--output", default="demo_out",
                       help="folder for tfrecords/, run/, samples/, models/ (the export) and evaluation/")
-    demo.add_argument("--limit", type=int, default=DEMO_TUNES, help="number of tunes (0 = all 8514)")
+    demo.add_argument("--limit", type=int, default=DEMO_TUNES, help="read only the first N tunes (default 0: all 8,514)")
     demo.add_argument("--workers", type=int, default=2)
     demo.add_argument("--steps", type=int, help=f"training steps (default: the {DEMO_PRESET} preset's)")
     demo.add_argument("--eval-samples", type=int, default=EVAL_SAMPLES,
