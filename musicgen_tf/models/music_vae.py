@@ -437,7 +437,8 @@ class BidirectionalEncoder(keras.layers.Layer):
     [B, 2 * units[-1]].
 
     `units` are per direction per layer (Magenta's `enc_rnn_size`); `dropout` is applied to every layer's input
-    (Magenta's `input_keep_prob = 1 - dropout`); `cell` is "lstm_block" (Magenta's) or "keras".
+    (Magenta's `input_keep_prob = 1 - dropout`), with a separate mask for each direction; `cell` is "lstm_block"
+    (Magenta's) or "keras".
     """
 
     def __init__(self, units, dropout=0.0, cell=BLOCK_CELL, **kwargs):
@@ -459,11 +460,13 @@ class BidirectionalEncoder(keras.layers.Layer):
     def call(self, x, constant=None, training=False):
         x = _time_major(x)  # [T, B, ...]
         for dropout, layer in zip(self.dropouts, self.layers):
-            if training and self.dropout > 0:
-                x, constant = dropout(_with_constant(x, constant), training=training), None
+            x_fw = x_bw = x
+            if training and self.dropout > 0:  # each direction its own mask, as Magenta's per-cell DropoutWrapper
+                x_fw, x_bw = (dropout(_with_constant(x, constant), training=training) for _ in range(2))
+                constant = None
             # The two directions are independent chains already: they run side by side (see `concurrent_chains`).
-            forward, h_fw, _ = run_lstm(layer.forward_layer, x, None, constant, training=training, block=self.block)
-            backward, h_bw, _ = run_lstm(layer.backward_layer, x, None, constant, reverse=True, training=training,
+            forward, h_fw, _ = run_lstm(layer.forward_layer, x_fw, None, constant, training=training, block=self.block)
+            backward, h_bw, _ = run_lstm(layer.backward_layer, x_bw, None, constant, reverse=True, training=training,
                                          block=self.block)
             x, constant = tf.concat([forward, backward], axis=-1), None
         return tf.concat([h_fw, h_bw], axis=-1)
@@ -782,13 +785,15 @@ class MusicVAE(LossDictModel):
                                               maximum_iterations=self.segment_len)
         return tf.transpose(logits_array.stack(), [1, 0, 2])
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, sample_z=None):
+        """sample_z: decode z drawn from the posterior (default: when training) instead of its mean."""
         targets = self._targets(inputs)
         label_vector = None
         if self.num_labels:
             label_vector = self._label_vector(inputs.get(f"{self.label_key}_id"), tf.shape(targets)[0])
         z_mean, z_sigma = self._encode(targets, label_vector, training)
-        z = z_mean + z_sigma * keras.random.normal(tf.shape(z_mean), seed=self.noise) if training else z_mean
+        sample_z = training if sample_z is None else sample_z
+        z = z_mean + z_sigma * keras.random.normal(tf.shape(z_mean), seed=self.noise) if sample_z else z_mean
         logits = self._decode_teacher_forced(targets, self._conditioning(z, label_vector), training)
         return {"logits": logits, "z_mean": z_mean, "z_sigma": z_sigma}
 
@@ -809,8 +814,10 @@ class MusicVAE(LossDictModel):
         return tf.reduce_sum(hits + velocities + offsets, axis=[1, 2]), tf.reduce_mean(tf.cast(correct, tf.float32))
 
     def compute_losses(self, inputs, training=False):
-        """One batch -> dict of scalars: loss, reconstruction_loss (nats), kl (bits), kl_cost (nats), beta, accuracy."""
-        outputs = self(inputs, training=training)
+        """One batch -> dict of scalars: loss, reconstruction_loss (nats), kl (bits), kl_cost (nats), beta, accuracy.
+
+        z is drawn from the posterior in validation too (Magenta's `eval` computes the same loss as `train`)."""
+        outputs = self(inputs, training=training, sample_z=True)
         reconstruction, accuracy = self.reconstruction_loss(self._targets(inputs), outputs["logits"])
         kl = kl_divergence(outputs["z_mean"], outputs["z_sigma"])
         kl_cost = free_bits_kl_cost(kl, self.free_bits)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import datetime
+import glob
 import json
 import operator
 import os
+import sys
 import time
 from collections import Counter
 
@@ -24,8 +26,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 import musicgen_tf
 from musicgen_tf.errors import MusicgenError, SkipInput
 from musicgen_tf.music.converter import Converter
+from musicgen_tf.preprocessing.progress import FileProgress, mark_done
 from musicgen_tf.preprocessing.readers.base import SPLITS, Reader, Source
-from musicgen_tf.tfrecords.manifest import MANIFEST_NAME, feature_spec_to_json, write_manifest
+from musicgen_tf.tfrecords.manifest import MANIFEST_NAME, TEMPORARY_SUFFIX, feature_spec_to_json, write_manifest
 from musicgen_tf.tfrecords.schema import SCHEMA_VERSION, label_feature, serialize_example
 
 STATS_NAME = "_stats.json"
@@ -144,17 +147,38 @@ def _read_text(path: str) -> str:
         return handle.read().decode("utf-8")
 
 
+def _matches(pattern: str) -> list[str]:
+    return [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+
+
 def _prepare_output(output_dir: str, overwrite: bool) -> None:
-    """Create the folder; stale shards from an earlier run would mix with new ones, so they go or we stop."""
+    """Create the folder, or clear what an earlier run left in it.
+
+    A finished run (it has `manifest.json`) is replaced only with `overwrite`.  A run killed before its manifest
+    was written left partial shards, Beam's `beam-temp-*` folders and our intermediate files: those are removed
+    without asking, so rerunning the same command completes the job with exactly an uninterrupted run's output.
+    The manifest goes first, so the folder never looks finished while its shards are being deleted.
+    """
     if not FileSystems.exists(output_dir):
         FileSystems.mkdirs(output_dir)
         return
-    old = [m.path for m in FileSystems.match([FileSystems.join(output_dir, "*.tfrecord")])[0].metadata_list]
-    old += [m.path for m in FileSystems.match([FileSystems.join(output_dir, MANIFEST_NAME)])[0].metadata_list]
-    if old and not overwrite:
-        raise MusicgenError(f"{output_dir} already holds TFRecords; pass --overwrite to replace them")
-    if old:
-        FileSystems.delete(old)
+    manifest = _matches(FileSystems.join(output_dir, MANIFEST_NAME))
+    if manifest and not overwrite:
+        raise MusicgenError(f"{output_dir} already holds a finished preprocessing run (manifest.json); pass "
+                            "--overwrite to replace it")
+    if manifest:
+        FileSystems.delete(manifest)
+    leftovers = [path for pattern in ("*.tfrecord", MANIFEST_NAME + TEMPORARY_SUFFIX, STATS_NAME, SKIPPED_NAME,
+                                      "beam-temp-*/*", "beam-temp-*")
+                 for path in _matches(FileSystems.join(output_dir, pattern))]
+    if "://" not in output_dir:  # local folders: `match` lists files only, and an empty temp folder has none
+        leftovers += sorted(glob.glob(os.path.join(glob.escape(output_dir), "beam-temp-*")))
+    if leftovers and not manifest:
+        print(f"note: {output_dir} holds an unfinished run (no manifest.json); removing its {len(leftovers)} "
+              "partial shards and temporary files", file=sys.stderr)
+    for path in leftovers:  # a temporary folder's files first, then the folder (object stores have no folders)
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
 
 
 def run_preprocess(reader: Reader, converter: Converter, output_dir: str, input_dir: str | None = None,
@@ -172,7 +196,8 @@ def run_preprocess(reader: Reader, converter: Converter, output_dir: str, input_
     output_dir = os.path.expanduser(output_dir)
     _prepare_output(output_dir, overwrite)
     options = PipelineOptions(pipeline_args or [])
-    with beam.Pipeline(options=options) as pipeline:
+    progress_path = FileProgress.local_path(output_dir, pipeline_args or [])
+    with FileProgress(progress_path, len(sources), "files converted"), beam.Pipeline(options=options) as pipeline:
         # Beam encodes source indices, not thousands of pickled Sources (seconds of runner time); the list itself
         # travels once, inside the DoFn.  The reshuffle spreads the indices over the workers.
         converted, failed = (
@@ -180,6 +205,7 @@ def run_preprocess(reader: Reader, converter: Converter, output_dir: str, input_
             | "ListSources" >> beam.Create(list(range(len(sources))), reshuffle=True)
             | "Source" >> beam.Map(sources.__getitem__)
             | "LoadAndConvert" >> beam.Map(convert_source, reader, converter).with_exception_handling())
+        _ = (converted, failed) | "Done" >> beam.Flatten() | "Progress" >> beam.Map(mark_done, progress_path)
         by_split = converted | "BySplit" >> beam.Partition(lambda c, n: SPLITS.index(c.split), len(SPLITS))
         for split, pcoll in zip(SPLITS, by_split):
             (pcoll
