@@ -1,4 +1,5 @@
-"""`musicgen` command line: preprocess, train, generate, interpolate, reconstruct, evaluate, export, client."""
+"""`musicgen` command line: preprocess, train, generate, interpolate, reconstruct, encode, decode, evaluate, export,
+client, import-magenta."""
 
 from __future__ import annotations
 
@@ -170,6 +171,27 @@ def build_parser() -> argparse.ArgumentParser:
     reconstruct.add_argument("midi", metavar="FILE")
     add_run_arguments(reconstruct, "reconstruction")
     reconstruct.add_argument("--temperature", type=float, default=0.0)
+
+    encode = commands.add_parser("encode", help="MusicVAE/GrooVAE: mu and sigma of every window of a MIDI file")
+    encode.add_argument("midi", metavar="FILE")
+    encode.add_argument("--run-dir", required=True, help="a folder written by `musicgen train` or import-magenta")
+    encode.add_argument("--checkpoint", help="weights file or epoch number (default: the newest weights)")
+    encode.add_argument("--json", action="store_true",
+                        help='print {"windows": [{"input": [...], "mu": [...], "sigma": [...]}, ...]}')
+    decode = commands.add_parser("decode", help='MusicVAE/GrooVAE: one MIDI file per latent vector of a '
+                                 '{"z": [[...], ...]} JSON file')
+    add_run_arguments(decode, "decoded")
+    decode.add_argument("--z", required=True, help='JSON file {"z": [[...], ...]} (e.g. from encode --json)')
+    decode.add_argument("--temperature", type=float, default=0.0, help="0 (default): greedy (argmax / hits > 0.5)")
+    decode.add_argument("--seed", type=int, help="same seed, same samples (temperature > 0)")
+    import_magenta = commands.add_parser(
+        "import-magenta", help="a released Magenta MusicVAE/GrooVAE checkpoint -> a run directory",
+        description="Reads a Magenta TF1 checkpoint (prefix, folder holding one, or the .tar bundle as downloaded) "
+                    "into the preset of the same name; the run directory then works with generate, interpolate, "
+                    "reconstruct, encode, decode and export.")
+    import_magenta.add_argument("--config", required=True, help="Magenta config name, e.g. cat-mel_2bar_big")
+    import_magenta.add_argument("--checkpoint", required=True, help="checkpoint prefix, folder or .tar bundle")
+    import_magenta.add_argument("--run-dir", required=True, help="new folder to write (must not exist or be empty)")
 
     from musicgen_tf.serving import commands as serving_commands
 
@@ -353,6 +375,14 @@ def main(argv: list[str] | None = None) -> int:
             return run_studio(args)
         elif args.command == "evaluate":
             run_evaluate(args)
+        elif args.command in ("encode", "decode"):
+            from musicgen_tf import latent
+
+            (latent.run_encode_command if args.command == "encode" else latent.run_decode_command)(args)
+        elif args.command == "import-magenta":
+            from musicgen_tf.interop.magenta import run_import_command
+
+            run_import_command(args)
         else:
             run_generation(args)
     except (MusicgenError, ValueError, FileNotFoundError) as error:

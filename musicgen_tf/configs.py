@@ -169,52 +169,35 @@ for _bars in (2, 4):
         description=f"{_bars}-bar GrooVAE: drum hits, velocities and microtiming offsets (Groove MIDI)"))
 
 
-# ---- Magenta's MusicVAE configs by their own names (issue 14): the sizes and converter settings of
-# magenta/models/music_vae/configs.py, so that `musicgen import-magenta --config NAME` loads Magenta's released
-# checkpoint into the preset of the same name.  (cat-mel_2bar / cat-drums_2bar above are the `_small` networks.)
-# (Converter settings as in musicgen_tf.music.{melody,drums,groovae}.PRESETS, written out to keep this module light.)
-_MEL_2BAR_DATA = _frozen(valid_programs=list(range(32)), skip_polyphony=False, max_bars=100, slice_bars=2,
-                         steps_per_quarter=4)
-_DRUMS_2BAR_DATA = _frozen(max_bars=100, slice_bars=2, steps_per_quarter=4, roll_input=True)
-_GROOVE_DATA = dict(split_bars=2, steps_per_quarter=4, quarters_per_bar=4, pitch_classes="roland",
-                    inference_pitch_classes="reduced")
-_MAGENTA_2BAR = dict(encoder_units=(512,), decoder="flat", decoder_units=(256, 256), latent_dim=256, dropout=0.0,
-                     sampling_schedule="inverse_sigmoid", sampling_rate=1000.0)
-_MAGENTA_2BAR_BIG = dict(_MAGENTA_2BAR, encoder_units=(2048,), decoder_units=(2048, 2048, 2048), latent_dim=512)
-for _name, _representation, _data, _model, _description in (
-        ("cat-mel_2bar_small", "melody", _MEL_2BAR_DATA,
-         dict(_MAGENTA_2BAR, free_bits=0.0, max_beta=0.2, beta_rate=0.99999),
-         "2-bar melody MusicVAE, Magenta's cat-mel_2bar_small"),
-        ("cat-mel_2bar_big", "melody", _MEL_2BAR_DATA,
-         dict(_MAGENTA_2BAR_BIG, free_bits=0.0, max_beta=0.5, beta_rate=0.99999),
-         "2-bar melody MusicVAE, Magenta's cat-mel_2bar_big (3 x 2048 decoder)"),
-        ("flat-mel_16bar", "melody", _frozen(skip_polyphony=False, max_bars=100, slice_bars=16, steps_per_quarter=4),
-         dict(_MAGENTA_2BAR_BIG, encoder_units=(2048, 2048), sampling_schedule="constant", sampling_rate=0.0,
-              free_bits=256.0, max_beta=0.2, beta_rate=0.0),
-         "16-bar melody MusicVAE with a flat decoder, Magenta's flat-mel_16bar"),
-        ("cat-drums_2bar_small", "drums", _DRUMS_2BAR_DATA,
-         dict(_MAGENTA_2BAR, free_bits=48.0, max_beta=0.2, beta_rate=0.0),
-         "2-bar drum MusicVAE (9-class drum map), Magenta's cat-drums_2bar_small"),
-        ("cat-drums_2bar_big", "drums", _DRUMS_2BAR_DATA,
-         dict(_MAGENTA_2BAR_BIG, free_bits=48.0, max_beta=0.2, beta_rate=0.0),
-         "2-bar drum MusicVAE (9-class drum map), Magenta's cat-drums_2bar_big")):
-    register(Preset(name=_name, family="music_vae", representation=_representation,
-                    converter_params=_data, model=_frozen(**_model),
-                    train=_MAGENTA_TRAIN, tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN, description=_description))
+# ---- Magenta's MusicVAE configs by their own names (issue 14), so that `musicgen import-magenta --config NAME`
+# and `musicgen train --preset NAME` mean the network and data of Magenta's CONFIG_MAP[NAME].  Each is one of the
+# presets above with what Magenta's config changes (sizes from magenta/models/music_vae/configs.py).
+def _magenta_config(name: str, base: str, what: str, converter: Mapping[str, Any] | None = None, **model) -> None:
+    preset = PRESETS[base]
+    register(dataclasses.replace(
+        preset, name=name, description=f"{what}, Magenta's {name}",
+        converter_params=_frozen(**{**preset.converter_params, **(converter or {})}),
+        model=_frozen(**{**preset.model, **model})))
 
-for _name, _corruption, _what in (
-        ("groovae_2bar_humanize", dict(humanize=True), "encodes quantized hits, decodes velocities and timing"),
-        ("groovae_2bar_tap_fixed_velocity", dict(tapify=True, fixed_velocities=True),
-         "encodes one tapped rhythm, decodes a whole groove"),
-        ("groovae_2bar_add_closed_hh", dict(add_instruments=[2]),
-         "encodes a groove without closed hi-hat, decodes it with one")):
-    register(Preset(
-        name=_name, family="music_vae", representation="groovae",
-        converter_params=_frozen(**_GROOVE_DATA, **_corruption),
-        model=_frozen(encoder_units=(512,), decoder="flat", decoder_units=(256, 256), latent_dim=256,
-                      free_bits=48.0, max_beta=0.2, beta_rate=0.0, dropout=0.7),
-        train=_MAGENTA_TRAIN, tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
-        description=f"2-bar GrooVAE that {_what}, Magenta's {_name}"))
+
+_BIG_2BAR = dict(encoder_units=(2048,), decoder_units=(2048, 2048, 2048), latent_dim=512)
+_magenta_config("cat-mel_2bar_small", "cat-mel_2bar", "2-bar melody MusicVAE")
+_magenta_config("cat-mel_2bar_big", "cat-mel_2bar", "2-bar melody MusicVAE (3 x 2048 decoder)", max_beta=0.5,
+                **_BIG_2BAR)
+_magenta_config("flat-mel_16bar", "hierdec-mel_16bar", "16-bar melody MusicVAE with a flat decoder",
+                decoder="flat", decoder_units=(2048, 2048, 2048), level_lengths=None)
+_magenta_config("cat-drums_2bar_small", "cat-drums_2bar", "2-bar drum MusicVAE (9-class drum map)")
+_magenta_config("cat-drums_2bar_big", "cat-drums_2bar", "2-bar drum MusicVAE (9-class drum map, 3 x 2048 decoder)",
+                **_BIG_2BAR)
+_magenta_config("groovae_2bar_humanize", "groovae_2bar",
+                "2-bar GrooVAE that encodes quantized hits and decodes velocities and timing",
+                converter=dict(humanize=True))
+_magenta_config("groovae_2bar_tap_fixed_velocity", "groovae_2bar",
+                "2-bar GrooVAE that encodes one tapped rhythm and decodes a whole groove",
+                converter=dict(tapify=True, fixed_velocities=True))
+_magenta_config("groovae_2bar_add_closed_hh", "groovae_2bar",
+                "2-bar GrooVAE that encodes a groove without closed hi-hat and decodes it with one",
+                converter=dict(add_instruments=[2]))
 
 
 def get_preset(name: str) -> Preset:

@@ -1,11 +1,11 @@
 """`musicgen encode` / `musicgen decode`: MusicVAE latent vectors in and out of a run directory, as Magenta's
 `TrainedModel.encode_tensors` / `TrainedModel.decode` do.
 
-    encode:  MIDI -> every converter window (`to_tensors`, Magenta's inference mode, in order; no random subset)
-             -> mu, sigma per window
+    encode:  MIDI -> every converter window (`to_tensors` in Magenta's inference mode, in order, none dropped)
+             -> mu, sigma float32 [latent_dim] per window
     decode:  {"z": [[...], ...]} -> one MIDI file per vector (temperature 0: argmax / hits > 0.5)
 
-GrooVAE runs in Magenta's inference mode: windows are read, and decodes written, with the reduced 9-class drum map.
+GrooVAE runs in Magenta's inference mode: windows are read, and decodes rendered, with the reduced drum map.
 """
 
 from __future__ import annotations
@@ -29,27 +29,34 @@ def _music_vae(run):
     return run
 
 
-def encoder_windows(converter, note_sequence) -> np.ndarray:
-    """The encoder inputs of every window of a NoteSequence, as Magenta's `to_tensors` in inference mode, in order:
-    float32 [W, T, F] (W may be 0)."""
+def encoder_windows(converter, note_sequence) -> np.ndarray | None:
+    """The encoder inputs of every window of a NoteSequence, as Magenta's `to_tensors` in inference mode and in its
+    order, but without its cap of `max_tensors_per_notesequence` windows: float32 [W, T, F], None for no window."""
+    params = converter.params()
+    if params.get("max_tensors_per_notesequence") is not None:
+        converter = type(converter)(**{**params, "max_tensors_per_notesequence": None})
     kwargs = {"inference": True} if converter.name == "groovae" else {}
     inputs = converter.to_tensors(note_sequence, **kwargs).inputs
     return np.stack([np.asarray(t, np.float32) for t in inputs]) if len(inputs) else None
 
 
-def encode_file(run_dir: str, midi: str, checkpoint: str | None = None, batch_size: int = 64) -> dict:
-    """A MIDI file -> {"windows": [{"input": nested lists [T, F], "mu": [latent], "sigma": [latent]}, ...]}."""
-    run = _music_vae(load_trained_model(run_dir, checkpoint))
-    ns = midi_file_to_note_sequence(midi)
-    inputs = encoder_windows(run.converter, ns)
-    if inputs is None:
-        raise MusicgenError(f"{midi}: the {run.converter.name} converter finds no window to encode in this file")
+def encode_windows(model, inputs: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """float32 [W, T, F] encoder inputs -> (mu, sigma), float32 [W, latent_dim], in batches."""
     mus, sigmas = [], []
     for start in range(0, len(inputs), batch_size):
-        mu, sigma = run.model.encode_inputs(inputs[start:start + batch_size])
-        mus.append(mu.numpy())
-        sigmas.append(sigma.numpy())
-    mu, sigma = np.concatenate(mus), np.concatenate(sigmas)
+        mu, sigma = model.encode_inputs(inputs[start:start + batch_size])
+        mus.append(np.asarray(mu))
+        sigmas.append(np.asarray(sigma))
+    return np.concatenate(mus), np.concatenate(sigmas)
+
+
+def encode_file(run_dir: str, midi: str, checkpoint: str | None = None) -> dict:
+    """A MIDI file -> {"windows": [{"input": nested lists [T, F], "mu": [latent], "sigma": [latent]}, ...]}."""
+    run = _music_vae(load_trained_model(run_dir, checkpoint))
+    inputs = encoder_windows(run.converter, midi_file_to_note_sequence(midi))
+    if inputs is None:
+        raise MusicgenError(f"{midi}: the {run.converter.name} converter finds no window to encode in this file")
+    mu, sigma = encode_windows(run.model, inputs)
     return {"windows": [{"input": window.tolist(), "mu": m.tolist(), "sigma": s.tolist()}
                         for window, m, s in zip(inputs, mu, sigma)]}
 
@@ -68,10 +75,9 @@ def read_z(path: str, latent_dim: int) -> np.ndarray:
 
 
 def decode_pieces(run, z: np.ndarray, temperature: float = 0.0, seed: int | None = None) -> list:
-    """z float32 [N, latent] -> N NoteSequences (GrooVAE: reduced drum map, Magenta's inference mode)."""
+    """z float32 [N, latent] -> N NoteSequences, rendered as Magenta's inference mode (GrooVAE: reduced map)."""
     outputs = run.model.decode(z, temperature=temperature, seed=None if seed is None else [seed, 0])
-    inference = {"inference": True} if run.converter.name == "groovae" else {}
-    return [run.converter.from_example(example, **inference) for example in outputs_to_examples(outputs)]
+    return [run.converter.render_output(example) for example in outputs_to_examples(outputs)]
 
 
 def decode_file(run_dir: str, z_path: str, out_dir: str, temperature: float = 0.0, seed: int | None = None,
@@ -88,4 +94,25 @@ def decode_file(run_dir: str, z_path: str, out_dir: str, temperature: float = 0.
         path = out / f"decode-{index:02d}.mid"
         note_seq.sequence_proto_to_midi_file(piece, str(path))
         paths.append(path)
+    return paths
+
+
+def run_encode_command(args) -> dict:
+    """`musicgen encode`: JSON on stdout with --json, else one line of mu and one of sigma per window."""
+    result = encode_file(args.run_dir, args.midi, args.checkpoint)
+    if args.json:
+        print(json.dumps(result))
+        return result
+    print(f"{args.midi}: {len(result['windows'])} window(s)")
+    for index, window in enumerate(result["windows"]):
+        for name in ("mu", "sigma"):
+            values = np.array2string(np.asarray(window[name]), precision=4, max_line_width=10 ** 6, threshold=10 ** 6)
+            print(f"  window {index} {name:<5} {values}")
+    return result
+
+
+def run_decode_command(args) -> list[Path]:
+    paths = decode_file(args.run_dir, args.z, args.out, temperature=args.temperature, seed=args.seed,
+                        checkpoint=args.checkpoint)
+    print(f"{len(paths)} MIDI file(s) in {args.out}: " + ", ".join(p.name for p in paths))
     return paths

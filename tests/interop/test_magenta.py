@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from musicgen_tf.cli import main
 from musicgen_tf.interop import magenta
 from musicgen_tf.latent import decode_pieces, encode_file, encoder_windows
 from musicgen_tf.music.midi_io import midi_file_to_note_sequence
@@ -27,23 +28,23 @@ NAMES = sorted(p.name for p in FIXTURES.iterdir() if (p / "expected.json").is_fi
 
 def fixture(name):
     folder = FIXTURES / name
-    expected = json.loads((folder / "expected.json").read_text())
-    arrays = dict(np.load(folder / "expected.npz"))
-    hparams = expected["hparams"]
-    overrides = {"encoder_units": hparams["enc_rnn_size"], "decoder_units": hparams["dec_rnn_size"],
-                 "latent_dim": hparams["z_size"]}
-    if name.startswith("hierdec"):
-        overrides["conductor_units"] = hparams["dec_rnn_size"]  # Magenta's conductor uses dec_rnn_size
-    return folder, expected, arrays, overrides
+    return folder, json.loads((folder / "expected.json").read_text()), dict(np.load(folder / "expected.npz"))
 
 
 @pytest.fixture(scope="module", params=NAMES)
 def imported(request, tmp_path_factory):
     """(fixture name, folder, expected, arrays, run) with the fixture's checkpoint imported into a run directory."""
     name = request.param
-    folder, expected, arrays, overrides = fixture(name)
+    folder, expected, arrays = fixture(name)
     run_dir = tmp_path_factory.mktemp(name) / "run"
-    magenta.import_checkpoint(expected["magenta_config"], str(folder / "model.ckpt"), str(run_dir), overrides)
+    config = magenta.import_checkpoint(expected["magenta_config"], str(folder / "model.ckpt"), str(run_dir))
+    hparams = expected["hparams"]  # the fixture's shrunk sizes, read back from the checkpoint
+    sizes = {"encoder_units": hparams["enc_rnn_size"], "decoder_units": hparams["dec_rnn_size"],
+             "latent_dim": hparams["z_size"]}
+    if name.startswith("hierdec"):
+        sizes["conductor_units"] = hparams["dec_rnn_size"]  # Magenta's conductor uses dec_rnn_size too
+    assert config["imported_from"]["sizes"] == sizes
+    assert config["imported_from"]["global_step"] == 12345
     return name, folder, expected, arrays, load_trained_model(str(run_dir))
 
 
@@ -88,83 +89,181 @@ def test_decoder_outputs_equal_magentas(imported):
     np.testing.assert_allclose(logits, arrays["rnn_output"].astype(np.float32), rtol=2e-3, atol=2e-3)
 
 
-def test_encode_command_json_lists_every_window(tmp_path):
-    folder, expected, arrays, overrides = fixture("cat-mel_2bar_small")
-    magenta.import_checkpoint("cat-mel_2bar_small", str(folder / "model.ckpt"), str(tmp_path / "run"), overrides)
-    result = encode_file(str(tmp_path / "run"), str(folder / expected["inputs"][0]["midi"]))
-    count = expected["inputs"][0]["windows"]
-    assert len(result["windows"]) == count
-    np.testing.assert_array_equal(np.asarray([w["input"] for w in result["windows"]]),
-                                  arrays["window_inputs"][:count])
-    np.testing.assert_allclose([w["mu"] for w in result["windows"]], arrays["mu"][:count], rtol=1e-4, atol=1e-6)
+def test_supported_presets_use_magentas_converter_settings():
+    """Each supported config's preset reads data as Magenta's config does (the converters' Magenta presets)."""
+    from musicgen_tf.configs import get_preset
+    from musicgen_tf.music.representations import get_converter
+
+    for name in magenta.SUPPORTED:
+        preset = get_preset(name)
+        ours = get_converter(preset.representation, **preset.converter_params)
+        assert ours == type(ours).from_preset(name), name
 
 
 # -- refusals ---------------------------------------------------------------------------------------------------------
 
-def _copy_checkpoint(tmp_path, name="cat-mel_2bar_small"):
-    folder, expected, arrays, overrides = fixture(name)
-    reader = tf.train.load_checkpoint(str(folder / "model.ckpt"))
-    values = {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()}
-    return values, overrides
+def _checkpoint_values(name="cat-mel_2bar_small"):
+    reader = tf.train.load_checkpoint(str(FIXTURES / name / "model.ckpt"))
+    return {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()}
 
 
 def _write_checkpoint(values, prefix):
-    """A TF1-style (name-keyed) checkpoint of plain variables."""
-    variables = {name: tf.Variable(value, name=name.replace("/", "_")) for name, value in values.items()}
-    writer = tf.train.Checkpoint()
-    # tf.train.Checkpoint keys by object graph; a name-based checkpoint needs the v1 saver.
+    """A TF1 (name-keyed) checkpoint, as Magenta's Saver writes them."""
     with tf.Graph().as_default(), tf.compat.v1.Session() as session:
-        graph_vars = [tf.compat.v1.Variable(value, name=name) for name, value in values.items()]
+        variables = [tf.compat.v1.Variable(value, name=name) for name, value in values.items()]
         session.run(tf.compat.v1.global_variables_initializer())
-        tf.compat.v1.train.Saver(graph_vars).save(session, prefix)
-    del variables, writer
+        tf.compat.v1.train.Saver(variables).save(session, prefix)
+
+
+def _assert_nothing_written(tmp_path):
+    runs = tmp_path / "runs"
+    assert not runs.exists() or not any(runs.iterdir()), list(runs.iterdir())
 
 
 @pytest.mark.parametrize("change, message", [
     (lambda v: v.update({"decoder/output_projection/bias": np.zeros([91], np.float32)}),
-     "'decoder/output_projection/bias' has shape \\[91\\]"),
+     "'decoder/output_projection/bias' has shape \\[91\\], this config needs \\[90\\]"),
+    (lambda v: v.update({"encoder/cell_0/bidirectional_rnn/bw/multi_rnn_cell/cell_0/lstm_cell/kernel":
+                         np.zeros([106, 60], np.float32)}),
+     "'encoder/cell_0/bidirectional_rnn/bw/multi_rnn_cell/cell_0/lstm_cell/kernel' has shape \\[106, 60\\]"),
     (lambda v: v.update({"decoder/extra_layer/kernel": np.zeros([2, 2], np.float32)}),
      "'decoder/extra_layer/kernel'.*unmapped"),
     (lambda v: v.pop("encoder/mu/kernel"), "no variable 'encoder/mu/kernel'"),
 ])
-def test_bad_checkpoints_are_refused_and_nothing_is_written(tmp_path, change, message):
-    values, overrides = _copy_checkpoint(tmp_path)
+def test_bad_checkpoints_are_refused_naming_the_variable_and_nothing_is_written(tmp_path, change, message):
+    values = _checkpoint_values()
     change(values)
     _write_checkpoint(values, str(tmp_path / "bad" / "model.ckpt"))
-    run_dir = tmp_path / "runs" / "mel"
     with pytest.raises(magenta.MagentaImportError, match=message):
-        magenta.import_checkpoint("cat-mel_2bar_small", str(tmp_path / "bad"), str(run_dir), overrides)
-    assert not run_dir.exists()
-    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+        magenta.import_checkpoint("cat-mel_2bar_small", str(tmp_path / "bad"), str(tmp_path / "runs" / "mel"))
+    _assert_nothing_written(tmp_path)
 
 
-def test_preset_sized_import_refuses_a_shrunk_checkpoint(tmp_path):
-    folder, _, _, _ = fixture("cat-mel_2bar_small")
-    with pytest.raises(magenta.MagentaImportError, match="has shape .* this config needs"):
-        magenta.import_checkpoint("cat-mel_2bar_small", str(folder / "model.ckpt"), str(tmp_path / "run"))
-    assert not (tmp_path / "run").exists()
+@pytest.mark.parametrize("fixture_name, config, message", [
+    ("cat-drums_2bar_small", "cat-mel_2bar_small", "'decoder/multi_rnn_cell/cell_0/lstm_cell/kernel' has shape"),
+    ("hierdec-mel_16bar", "cat-mel_2bar_small",
+     "no variable 'decoder/multi_rnn_cell/cell_0/lstm_cell/bias', which cat-mel_2bar_small needs"),
+])
+def test_a_checkpoint_of_another_config_is_refused(tmp_path, fixture_name, config, message):
+    with pytest.raises(magenta.MagentaImportError, match=message):
+        magenta.import_checkpoint(config, str(FIXTURES / fixture_name / "model.ckpt"), str(tmp_path / "runs" / "r"))
+    _assert_nothing_written(tmp_path)
 
 
 @pytest.mark.parametrize("config, reason", [("hierdec-trio_16bar", "trio"), ("nade-drums_2bar_full", "NADE"),
                                             ("hier-multiperf_vel_1bar_med", "multi-instrument"),
+                                            ("cat-mel_2bar_med_chords", "chord-conditioned"),
                                             ("no-such-config", "unknown Magenta config")])
 def test_unsupported_configs_are_refused_with_the_reason(tmp_path, config, reason):
-    with pytest.raises(magenta.MagentaImportError, match=reason):
-        magenta.import_checkpoint(config, str(tmp_path), str(tmp_path / "run"))
-    assert not (tmp_path / "run").exists()
+    with pytest.raises(magenta.MagentaImportError, match=f"{config}.*{reason}|{reason}.*{config}"):
+        magenta.import_checkpoint(config, str(FIXTURES / "cat-mel_2bar_small" / "model.ckpt"),
+                                  str(tmp_path / "runs" / "r"))
+    _assert_nothing_written(tmp_path)
+
+
+def test_a_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
+    from musicgen_tf.models.music_vae import MusicVAE
+
+    def fail(self, path):
+        open(path, "wb").write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(MusicVAE, "save_weights", fail)
+    with pytest.raises(OSError, match="disk full"):
+        magenta.import_checkpoint("cat-mel_2bar_small", str(FIXTURES / "cat-mel_2bar_small" / "model.ckpt"),
+                                  str(tmp_path / "runs" / "mel"))
+    _assert_nothing_written(tmp_path)
+
+
+def test_an_existing_run_directory_is_not_overwritten(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text("{}")
+    with pytest.raises(magenta.MagentaImportError, match="not empty"):
+        magenta.import_checkpoint("cat-mel_2bar_small", str(FIXTURES / "cat-mel_2bar_small" / "model.ckpt"),
+                                  str(run_dir))
+    assert (run_dir / "config.json").read_text() == "{}"
 
 
 def test_tar_bundle_and_folder_are_accepted(tmp_path):
-    folder, expected, arrays, overrides = fixture("cat-drums_2bar_small")
+    folder = FIXTURES / "cat-drums_2bar_small"
     bundle = tmp_path / "cat-drums_2bar_small.tar"
     with tarfile.open(bundle, "w") as tar:
         for path in folder.glob("model.ckpt*"):
             tar.add(path, arcname=f"cat-drums_2bar_small/{path.name}")
-    config = magenta.import_checkpoint("cat-drums_2bar_small", str(bundle), str(tmp_path / "from_tar"), overrides)
+    config = magenta.import_checkpoint("cat-drums_2bar_small", str(bundle), str(tmp_path / "from_tar"))
     assert config["imported_from"]["global_step"] == 12345
     copy = tmp_path / "ckpt_folder"
     shutil.copytree(folder, copy)
-    magenta.import_checkpoint("cat-drums_2bar_small", str(copy), str(tmp_path / "from_folder"), overrides)
+    magenta.import_checkpoint("cat-drums_2bar_small", str(copy), str(tmp_path / "from_folder"))
     weights = [load_trained_model(str(tmp_path / d)).model.get_weights() for d in ("from_tar", "from_folder")]
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
+
+
+# -- the commands -----------------------------------------------------------------------------------------------------
+
+def _notes(path):
+    """(pitch, velocity, start) of a MIDI file's notes, by pitch then time (MIDI ticks move times by < 1.2 ms, which
+    could reorder near-simultaneous drum hits sorted by time)."""
+    ns = midi_file_to_note_sequence(str(path))
+    return sorted((n.pitch, n.velocity, n.start_time) for n in ns.notes)
+
+
+@pytest.mark.parametrize("name", ["cat-mel_2bar_small", "groovae_2bar_humanize"])
+def test_import_encode_decode_commands(tmp_path, capsys, name):
+    folder, expected, arrays = fixture(name)
+    run_dir = str(tmp_path / "run")
+    assert main(["import-magenta", "--config", name, "--checkpoint", str(folder / "model.ckpt"),
+                 "--run-dir", run_dir]) == 0
+    assert f"imported Magenta {name} (global step 12345)" in capsys.readouterr().out
+
+    assert main(["encode", str(folder / "input-0.mid"), "--run-dir", run_dir, "--json"]) == 0
+    windows = json.loads(capsys.readouterr().out)["windows"]
+    count = expected["inputs"][0]["windows"]
+    assert len(windows) == count and set(windows[0]) == {"input", "mu", "sigma"}
+    np.testing.assert_array_equal(np.asarray([w["input"] for w in windows]), arrays["window_inputs"][:count])
+    np.testing.assert_allclose([w["mu"] for w in windows], arrays["mu"][:count], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose([w["sigma"] for w in windows], arrays["sigma"][:count], rtol=1e-4, atol=1e-6)
+    assert main(["encode", str(folder / "input-0.mid"), "--run-dir", run_dir]) == 0
+    assert f"window {count - 1} sigma" in capsys.readouterr().out
+
+    (tmp_path / "z.json").write_text(json.dumps({"z": arrays["z"].tolist()}))
+    assert main(["decode", "--run-dir", run_dir, "--z", str(tmp_path / "z.json"), "--temperature", "0",
+                 "--out", str(tmp_path / "out")]) == 0
+    written = sorted((tmp_path / "out").glob("*.mid"))
+    assert [p.name for p in written] == [f"decode-{i:02d}.mid" for i in range(len(arrays["z"]))]
+    for path, reference in zip(written, expected["decode"]):
+        ours = _notes(path)
+        # (a GrooVAE hit played early on the first step starts before 0; a MIDI file starts it at 0)
+        theirs = sorted((n["pitch"], n["velocity"], max(n["start"], 0.0)) for n in reference["notes"])
+        assert [note[:2] for note in ours] == [note[:2] for note in theirs]
+        np.testing.assert_allclose([note[2] for note in ours], [note[2] for note in theirs], atol=2e-3)
+
+
+def test_decode_refuses_z_of_the_wrong_size(tmp_path, capsys):
+    folder, expected, arrays = fixture("cat-mel_2bar_small")
+    magenta.import_checkpoint("cat-mel_2bar_small", str(folder / "model.ckpt"), str(tmp_path / "run"))
+    (tmp_path / "z.json").write_text(json.dumps({"z": [[0.0] * 5]}))
+    assert main(["decode", "--run-dir", str(tmp_path / "run"), "--z", str(tmp_path / "z.json"),
+                 "--out", str(tmp_path / "out")]) == 2
+    assert "z has shape [1, 5], the model needs [N, 8]" in capsys.readouterr().err
+
+
+def test_import_magenta_refusal_is_a_clean_cli_error(tmp_path, capsys):
+    assert main(["import-magenta", "--config", "hierdec-trio_16bar", "--checkpoint", str(tmp_path),
+                 "--run-dir", str(tmp_path / "run")]) == 2
+    assert "hierdec-trio_16bar" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_generate_interpolate_reconstruct_work_on_an_imported_run(tmp_path):
+    from musicgen_tf import generation
+
+    folder, expected, arrays = fixture("cat-drums_2bar_small")
+    run_dir = str(tmp_path / "run")
+    magenta.import_checkpoint("cat-drums_2bar_small", str(folder / "model.ckpt"), run_dir)
+    midi = str(folder / "input-0.mid")
+    for results in (generation.generate(run_dir, str(tmp_path / "g"), num=1, seed=0),
+                    generation.interpolate(run_dir, midi, str(folder / "input-1.mid"), str(tmp_path / "i"), steps=2),
+                    generation.reconstruct(run_dir, midi, str(tmp_path / "r"))):
+        assert results and all(Path(path).is_file() for paths in results for path in paths.values())

@@ -86,8 +86,10 @@ def test_apply_seeds_each_batch_by_its_index_so_a_skip_resumes_the_same_stream()
 
 def test_presets_augment_where_magenta_does():
     augmented = {name for name, p in PRESETS.items() if p.augmentation}
-    assert augmented == {"cat-mel_2bar"}  # cat-mel_2bar_small/_big: (-5, 5); Magenta's 16-bar, drum, groove: none
-    assert tuple(get_preset("cat-mel_2bar").augmentation["transpose_range"]) == (-5, 5)
+    # cat-mel_2bar_small/_big: (-5, 5); Magenta's 16-bar, drum, groove: none
+    assert augmented == {"cat-mel_2bar", "cat-mel_2bar_small", "cat-mel_2bar_big"}
+    for name in augmented:
+        assert tuple(get_preset(name).augmentation["transpose_range"]) == (-5, 5)
     assert make_augmenter(None, "melody", CONVERTER) is None
     with pytest.raises(ValueError, match="needs the 'melody' representation"):
         make_augmenter({"transpose_range": (-5, 5)}, "drums", None)
