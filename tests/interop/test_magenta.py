@@ -256,6 +256,7 @@ def test_import_magenta_refusal_is_a_clean_cli_error(tmp_path, capsys):
     assert "hierdec-trio_16bar" in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_generate_interpolate_reconstruct_work_on_an_imported_run(tmp_path):
     from musicgen_tf import generation
 
@@ -267,3 +268,13 @@ def test_generate_interpolate_reconstruct_work_on_an_imported_run(tmp_path):
                     generation.interpolate(run_dir, midi, str(folder / "input-1.mid"), str(tmp_path / "i"), steps=2),
                     generation.reconstruct(run_dir, midi, str(tmp_path / "r"))):
         assert results and all(Path(path).is_file() for paths in results for path in paths.values())
+
+
+@pytest.mark.slow
+def test_export_works_on_an_imported_run(tmp_path):
+    from musicgen_tf.serving.export import export, read_metadata
+
+    run_dir = str(tmp_path / "run")
+    magenta.import_checkpoint("cat-mel_2bar_small", str(FIXTURES / "cat-mel_2bar_small" / "model.ckpt"), run_dir)
+    path = export(run_dir, str(tmp_path / "models"), "mel")
+    assert read_metadata(path)["preset"]["name"] == "cat-mel_2bar_small"
