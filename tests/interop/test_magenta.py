@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from musicgen_tf.cli import main
 from musicgen_tf.interop import magenta
-from musicgen_tf.latent import decode_pieces, encode_file, encoder_windows
+from musicgen_tf.latent import decode_pieces, encoder_windows
 from musicgen_tf.music.midi_io import midi_file_to_note_sequence
 from musicgen_tf.train.trainer import load_trained_model
 
