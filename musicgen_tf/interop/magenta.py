@@ -120,14 +120,14 @@ def resolve_checkpoint(path: str, workdir: str) -> str:
     return path
 
 
-def checkpoint_sizes(shapes: dict, decoder_kind: str, config: str) -> dict:
+def checkpoint_sizes(shapes: dict, decoder_kind: str, config: str, source: str) -> dict:
     """The model's layer sizes read from the checkpoint's variable shapes: {"encoder_units": (H, ...),
-    "decoder_units": ..., ["conductor_units": ...,] "latent_dim": Z}."""
+    "decoder_units": ..., ["conductor_units": ...,] "latent_dim": Z}.  `source` names the checkpoint in errors."""
 
     def need(name):
         if name not in shapes:
-            raise MagentaImportError(f"the checkpoint has no variable {name!r}, which {config} needs (is it a "
-                                     f"checkpoint of another config?)")
+            raise MagentaImportError(f"{source}: the checkpoint has no variable {name!r}, which {config} needs "
+                                     f"(is it a checkpoint of another config?)")
         return shapes[name]
 
     sizes = {"latent_dim": int(need(LATENT_VARIABLE)[0])}
@@ -173,9 +173,9 @@ def expand_map(model) -> dict[str, tuple]:
     return mapping
 
 
-def load_magenta_weights(model, reader, prefix: str) -> dict:
+def load_magenta_weights(model, reader, source: str) -> dict:
     """Assign a Magenta checkpoint's weights (a `tf.train.load_checkpoint` reader) to a built MusicVAE of Magenta's
-    structure (`cell="lstm_block"`, one-hot inputs).
+    structure (`cell="lstm_block"`, one-hot inputs).  `source` names the checkpoint in errors.
 
     Raises MagentaImportError naming the first variable (in name order) that is unknown, missing or of the wrong
     shape; nothing is assigned then.  Returns {"global_step": int or None, "ignored": [training-state names]}.
@@ -188,16 +188,16 @@ def load_magenta_weights(model, reader, prefix: str) -> dict:
     ignored = sorted(name for name in shapes if IGNORED.search(name))
     for name in sorted(shapes):
         if name not in mapping and name not in ignored:
-            raise MagentaImportError(f"{prefix}: checkpoint variable {name!r} {shapes[name]} is not part of the "
+            raise MagentaImportError(f"{source}: checkpoint variable {name!r} {shapes[name]} is not part of the "
                                      f"{model.decoder_kind} MusicVAE this config builds (unmapped)")
     for name in sorted(mapping):
         targets, kind = mapping[name]
         if name not in shapes:
-            raise MagentaImportError(f"{prefix}: the checkpoint has no variable {name!r}, which this config needs")
+            raise MagentaImportError(f"{source}: the checkpoint has no variable {name!r}, which this config needs")
         expected = ([targets[0].shape[0] + targets[1].shape[0], targets[0].shape[1]] if kind == "lstm_kernel"
                     else list(targets[0].shape))
         if list(shapes[name]) != expected:
-            raise MagentaImportError(f"{prefix}: variable {name!r} has shape {list(shapes[name])}, this config "
+            raise MagentaImportError(f"{source}: variable {name!r} has shape {list(shapes[name])}, this config "
                                      f"needs {expected}")
     for name, (targets, kind) in mapping.items():
         value = reader.get_tensor(name)
@@ -240,13 +240,15 @@ def import_checkpoint(config: str, checkpoint: str, run_dir: str) -> dict:
         raise MagentaImportError(f"{target} already exists and is not empty; choose a new --run-dir")
     with tempfile.TemporaryDirectory() as unpacked:
         prefix = resolve_checkpoint(checkpoint, unpacked)
+        # errors name the user's file (for a .tar bundle: the bundle and the checkpoint inside it)
+        source = f"{checkpoint} ({os.path.relpath(prefix, unpacked)})" if prefix.startswith(unpacked) else prefix
         try:
             reader = tf.train.load_checkpoint(prefix)
         except (tf.errors.OpError, ValueError) as error:
-            raise MagentaImportError(f"{prefix}: not a readable TF checkpoint ({error})") from None
-        sizes = checkpoint_sizes(reader.get_variable_to_shape_map(), _decoder_kind(config), config)
+            raise MagentaImportError(f"{source}: not a readable TF checkpoint ({error})") from None
+        sizes = checkpoint_sizes(reader.get_variable_to_shape_map(), _decoder_kind(config), config, source)
         preset, schema, model = build_model_for(config, sizes)
-        info = load_magenta_weights(model, reader, prefix)
+        info = load_magenta_weights(model, reader, source)
         run_config = {"preset": preset.to_json(), "data": None, "data_representation": schema["representation"],
                       "data_schema": {"features": schema["features"], "labels": {}},
                       "flags": {"mixed_precision": False, "xla": False, "strategy": "default"},

@@ -278,3 +278,14 @@ def test_export_works_on_an_imported_run(tmp_path):
     magenta.import_checkpoint("cat-mel_2bar_small", str(FIXTURES / "cat-mel_2bar_small" / "model.ckpt"), run_dir)
     path = export(run_dir, str(tmp_path / "models"), "mel")
     assert read_metadata(path)["preset"]["name"] == "cat-mel_2bar_small"
+
+
+def test_a_refused_tar_bundle_is_named_in_the_error(tmp_path):
+    bundle = tmp_path / "cat-drums_2bar_small.tar"
+    with tarfile.open(bundle, "w") as tar:
+        for path in (FIXTURES / "cat-drums_2bar_small").glob("model.ckpt*"):
+            tar.add(path, arcname=f"cat-drums_2bar_small/{path.name}")
+    with pytest.raises(magenta.MagentaImportError,
+                       match=f"{bundle} \\(cat-drums_2bar_small/model.ckpt\\): variable 'decoder/"):
+        magenta.import_checkpoint("cat-mel_2bar_small", str(bundle), str(tmp_path / "runs" / "mel"))
+    _assert_nothing_written(tmp_path)
