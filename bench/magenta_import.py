@@ -1,6 +1,6 @@
 """Encode + greedy decode speed of an imported Magenta model: ours (Keras, in `tf.function`) vs Magenta's TF1 graph.
 
-    python bench/magenta_import.py [--magenta-python PY --magenta-src DIR] [--batch 64] [--repeats 10]
+    python bench/magenta_import.py [--magenta-python PY --magenta-src DIR] [--batch 64] [--rounds 3] [--repeats 5]
 
 Magenta (2.1.4) cannot be installed beside this project (it pins TF 2.9), so its side runs in a subprocess with
 another Python: `--magenta-python` (or `$MAGENTA_PYTHON`), an environment with TF 2.21, tf-keras, tf-slim,
@@ -13,8 +13,10 @@ random 2-bar melodies encoded (mu, sigma) and the same `--batch` z vectors decod
 `TrainedModel.encode_tensors` and `decode_to_tensors(temperature=1e-5)`; ours: `MusicVAE.encode_inputs` and
 `decode(temperature=0)`, each in a `tf.function`).  Magenta's side writes a checkpoint with random weights, which
 ours imports with `musicgen_tf.interop.magenta`, so both run the same weights and the script also checks that the
-greedy decodes agree.  Times are the median of `--repeats` calls after one warm-up call; Magenta's side runs first,
-then ours, on the same cores.  Last line: `RESULT magenta_decode_speed <magenta_ms / our_ms>x (target >= 1.0x)`.
+greedy decodes agree.  Magenta's side stays running while `--rounds` rounds alternate between the two (Magenta,
+ours, Magenta, ...) on the same cores, so load from other jobs hits both alike; a round times `--repeats` calls
+after one warm-up call and keeps the median; the figures are medians over rounds.
+Last line: `RESULT magenta_decode_speed <magenta_ms / our_ms (encode + decode)>x (target >= 1.0x)`.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def make_inputs(batch, seed=0):
 # -- Magenta's side (runs under --magenta-python) ---------------------------------------------------------------------
 
 def magenta_side(workdir, magenta_src, repeats):
-    """Write `workdir/model.ckpt` (random weights) and `workdir/magenta.json` (times, mu, greedy tokens)."""
+    """Write `workdir/model.ckpt` (random weights) and `workdir/magenta.json` (mu, greedy tokens), print "ready",
+    then time one round per "round" line on stdin, answering with a JSON line {"encode_ms", "decode_ms"}."""
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     sys.path[:0] = [os.path.abspath(magenta_src), os.path.join(HERE, "..", "tools")]
     import copy
@@ -76,29 +79,62 @@ def magenta_side(workdir, magenta_src, repeats):
     trained = TrainedModel(config, batch_size=batch, checkpoint_dir_or_path=prefix)
     one_hot = list(np.eye(VOCAB, dtype=np.float32)[tokens])
     lengths = [SEQ_LEN] * batch
-    encode_ms = median_ms(lambda: trained.encode_tensors(one_hot, lengths), repeats)
-    decode_ms = median_ms(lambda: trained.decode_to_tensors(z, length=SEQ_LEN, temperature=1e-5), repeats)
     _, mu, _ = trained.encode_tensors(one_hot, lengths)
     decoded = np.argmax(np.asarray(trained.decode_to_tensors(z, length=SEQ_LEN, temperature=1e-5)), axis=-1)
     with open(os.path.join(workdir, "magenta.json"), "w") as f:
-        json.dump({"encode_ms": encode_ms, "decode_ms": decode_ms, "mu": np.asarray(mu).tolist(),
-                   "tokens": decoded.tolist()}, f)
+        json.dump({"mu": np.asarray(mu).tolist(), "tokens": decoded.tolist()}, f)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() == "round":
+            times = {"encode_ms": median_ms(lambda: trained.encode_tensors(one_hot, lengths), repeats),
+                     "decode_ms": median_ms(lambda: trained.decode_to_tensors(z, length=SEQ_LEN,
+                                                                              temperature=1e-5), repeats)}
+            print(json.dumps(times), flush=True)
 
 
-def run_magenta(workdir, python, magenta_src, repeats):
-    """Magenta's side in a subprocess -> its results, or None (with the reason printed) when it cannot run."""
+class MagentaProcess:
+    """Magenta's side as a subprocess that times a round of calls whenever asked (so rounds can alternate with
+    ours and both see the same load)."""
+
+    def __init__(self, workdir, python, magenta_src, repeats):
+        self.log = open(os.path.join(workdir, "magenta.log"), "w+")
+        command = [python, os.path.abspath(__file__), "--magenta-side", workdir, "--magenta-src", magenta_src,
+                   "--repeats", str(repeats)]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+                                        text=True, env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
+        for line in self.process.stdout:
+            if line.strip() == "ready":
+                break
+        else:
+            self.close()
+            self.log.seek(0)
+            raise RuntimeError(f"Magenta's side failed ({python}):\n{self.log.read()[-2000:]}")
+        with open(os.path.join(workdir, "magenta.json")) as f:
+            self.results = json.load(f)
+
+    def time_round(self) -> dict:
+        self.process.stdin.write("round\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def close(self):
+        if self.process.stdin and not self.process.stdin.closed:
+            self.process.stdin.close()
+        self.process.wait()
+        self.log.close()
+
+
+def start_magenta(workdir, python, magenta_src, repeats):
+    """A running MagentaProcess, or None (with the reason printed) when Magenta cannot run."""
     if not (python and magenta_src):
         print("SKIP magenta comparison: Magenta is not importable here; pass --magenta-python and --magenta-src "
               "(or set MAGENTA_PYTHON / MAGENTA_SRC) to time Magenta's TF1 graph")
         return None
-    command = [python, os.path.abspath(__file__), "--magenta-side", workdir, "--magenta-src", magenta_src,
-               "--repeats", str(repeats)]
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
-    if result.returncode != 0:
-        print(f"SKIP magenta comparison: Magenta's side failed ({python}):\n{result.stderr[-2000:]}")
+    try:
+        return MagentaProcess(workdir, python, magenta_src, repeats)
+    except (OSError, RuntimeError) as error:
+        print(f"SKIP magenta comparison: {error}")
         return None
-    with open(os.path.join(workdir, "magenta.json")) as f:
-        return json.load(f)
 
 
 # -- our side ---------------------------------------------------------------------------------------------------------
@@ -124,7 +160,8 @@ def main():
     parser.add_argument("--magenta-python", default=os.environ.get("MAGENTA_PYTHON"))
     parser.add_argument("--magenta-src", default=os.environ.get("MAGENTA_SRC"))
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (Magenta, ours, Magenta, ...)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per round")
     parser.add_argument("--magenta-side", metavar="WORKDIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.magenta_side:
@@ -137,26 +174,44 @@ def main():
     with tempfile.TemporaryDirectory() as workdir:
         tokens, z = make_inputs(args.batch)
         np.savez(os.path.join(workdir, "inputs.npz"), tokens=tokens, z=z)
-        theirs = run_magenta(workdir, args.magenta_python, args.magenta_src, args.repeats)
-        model = our_model(workdir, theirs is not None)
+        magenta = start_magenta(workdir, args.magenta_python, args.magenta_src, args.repeats)
+        model = our_model(workdir, magenta is not None)
         one_hot = tf.constant(np.eye(VOCAB, dtype=np.float32)[tokens])
         encode = tf.function(lambda x: model.encode_inputs(x))
         decode = tf.function(lambda z: model.decode(z, temperature=0.0, seed=[0, 0]))
-        ours = {"encode_ms": median_ms(lambda: [t.numpy() for t in encode(one_hot)], args.repeats),
-                "decode_ms": median_ms(lambda: decode(z).numpy(), args.repeats)}
+        rounds = {"ours": [], "magenta": []}
+        try:
+            for _ in range(args.rounds):
+                if magenta is not None:
+                    rounds["magenta"].append(magenta.time_round())
+                rounds["ours"].append({
+                    "encode_ms": median_ms(lambda: [t.numpy() for t in encode(one_hot)], args.repeats),
+                    "decode_ms": median_ms(lambda: decode(z).numpy(), args.repeats)})
+        finally:
+            if magenta is not None:
+                magenta.close()
 
-    print(f"{CONFIG} sizes, batch {args.batch}, {SEQ_LEN} steps; median of {args.repeats} calls after a warm-up")
+    print(f"{CONFIG} sizes, batch {args.batch}, {SEQ_LEN} steps; {args.rounds} alternating rounds, each the median "
+          f"of {args.repeats} calls after a warm-up; medians over rounds")
     print(cpu_line())
-    print(f"  ours (Keras, tf.function)  encode {ours['encode_ms']:8.1f} ms   greedy decode {ours['decode_ms']:8.1f} ms")
-    if theirs is None:
+    ms = {side: {key: statistics.median(r[key] for r in results) for key in ("encode_ms", "decode_ms")}
+          for side, results in rounds.items() if results}
+    for side, label in (("ours", "ours (Keras, tf.function)"), ("magenta", "Magenta (TF1 graph)")):
+        if side in ms:
+            print(f"  {label:<26} encode {ms[side]['encode_ms']:8.1f} ms   greedy decode "
+                  f"{ms[side]['decode_ms']:8.1f} ms")
+    if magenta is None:
         return None
-    print(f"  Magenta (TF1 graph)        encode {theirs['encode_ms']:8.1f} ms   greedy decode "
-          f"{theirs['decode_ms']:8.1f} ms")
+    theirs = magenta.results
     mu_ours = np.asarray(encode(one_hot)[0])
     same = np.mean(np.all(np.asarray(decode(z)) == np.asarray(theirs["tokens"]), axis=1))
     print(f"  same weights: max |mu ours - mu Magenta| {np.max(np.abs(mu_ours - np.asarray(theirs['mu']))):.2e}; "
           f"greedy decodes identical for {same:.0%} of the batch")
-    ratio = (theirs["encode_ms"] + theirs["decode_ms"]) / (ours["encode_ms"] + ours["decode_ms"])
+    per_round = [(m["encode_ms"] + m["decode_ms"]) / (o["encode_ms"] + o["decode_ms"])
+                 for m, o in zip(rounds["magenta"], rounds["ours"])]
+    ratio = (ms["magenta"]["encode_ms"] + ms["magenta"]["decode_ms"]) / (ms["ours"]["encode_ms"] +
+                                                                          ms["ours"]["decode_ms"])
+    print(f"  per round: {', '.join(f'{r:.2f}x' for r in per_round)}")
     print(f"RESULT magenta_decode_speed {ratio:.2f}x (target >= 1.0x)")
     return ratio
 
