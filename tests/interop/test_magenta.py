@@ -289,3 +289,14 @@ def test_a_refused_tar_bundle_is_named_in_the_error(tmp_path):
                        match=f"{bundle} \\(cat-drums_2bar_small/model.ckpt\\): variable 'decoder/"):
         magenta.import_checkpoint("cat-mel_2bar_small", str(bundle), str(tmp_path / "runs" / "mel"))
     _assert_nothing_written(tmp_path)
+
+
+def test_a_folder_with_several_checkpoints_needs_the_checkpoint_state_file(tmp_path):
+    for stem in ("model.ckpt-100", "model.ckpt-200"):
+        for path in (FIXTURES / "cat-mel_2bar_small").glob("model.ckpt.*"):
+            shutil.copy(path, tmp_path / path.name.replace("model.ckpt", stem))
+    with pytest.raises(magenta.MagentaImportError, match="expected one TF checkpoint .* found 2"):
+        magenta.resolve_checkpoint(str(tmp_path), str(tmp_path))
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-200"\n')
+    assert magenta.resolve_checkpoint(str(tmp_path), str(tmp_path)) == str(tmp_path / "model.ckpt-200")
+    assert magenta.resolve_checkpoint(str(tmp_path / "model.ckpt-100.index"), "") == str(tmp_path / "model.ckpt-100")
