@@ -29,15 +29,15 @@ def _music_vae(run):
     return run
 
 
-def encoder_windows(converter, note_sequence) -> np.ndarray | None:
-    """The encoder inputs of every window of a NoteSequence, as Magenta's `to_tensors` in inference mode and in its
-    order, but without its cap of `max_tensors_per_notesequence` windows: float32 [W, T, F], None for no window."""
+def encoder_windows(converter, note_sequence) -> list[np.ndarray]:
+    """The encoder inputs of every window of a NoteSequence, as Magenta's `to_tensors` in inference mode returns
+    them (bool or float32 [T, F] each) and in its order, but without its cap of `max_tensors_per_notesequence`
+    windows (Magenta's `TrainedModel` keeps the first 5)."""
     params = converter.params()
     if params.get("max_tensors_per_notesequence") is not None:
         converter = type(converter)(**{**params, "max_tensors_per_notesequence": None})
     kwargs = {"inference": True} if converter.name == "groovae" else {}
-    inputs = converter.to_tensors(note_sequence, **kwargs).inputs
-    return np.stack([np.asarray(t, np.float32) for t in inputs]) if len(inputs) else None
+    return [np.asarray(t) for t in converter.to_tensors(note_sequence, **kwargs).inputs]
 
 
 def encode_windows(model, inputs: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -54,9 +54,9 @@ def encode_file(run_dir: str, midi: str, checkpoint: str | None = None) -> dict:
     """A MIDI file -> {"windows": [{"input": nested lists [T, F], "mu": [latent], "sigma": [latent]}, ...]}."""
     run = _music_vae(load_trained_model(run_dir, checkpoint))
     inputs = encoder_windows(run.converter, midi_file_to_note_sequence(midi))
-    if inputs is None:
+    if not inputs:
         raise MusicgenError(f"{midi}: the {run.converter.name} converter finds no window to encode in this file")
-    mu, sigma = encode_windows(run.model, inputs)
+    mu, sigma = encode_windows(run.model, np.stack(inputs).astype(np.float32))
     return {"windows": [{"input": window.tolist(), "mu": m.tolist(), "sigma": s.tolist()}
                         for window, m, s in zip(inputs, mu, sigma)]}
 
