@@ -304,3 +304,19 @@ def test_a_folder_with_several_checkpoints_needs_the_checkpoint_state_file(tmp_p
     (tmp_path / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-200"\n')
     assert magenta.resolve_checkpoint(str(tmp_path), str(tmp_path)) == str(tmp_path / "model.ckpt-200")
     assert magenta.resolve_checkpoint(str(tmp_path / "model.ckpt-100.index"), "") == str(tmp_path / "model.ckpt-100")
+
+
+def test_reconstruct_of_an_imported_groovae_encodes_as_magenta(tmp_path):
+    """GrooVAE's reconstruct encodes the converter's (tapped, fixed-velocity) input, as Magenta's inference mode:
+    the fixture's first z is Magenta's mu of input-0's first window, so the reconstruction is Magenta's decode."""
+    from musicgen_tf import generation
+
+    folder, expected, arrays = fixture("groovae_2bar_tap_fixed_velocity")
+    np.testing.assert_allclose(arrays["z"][0], arrays["mu"][0])
+    run_dir = str(tmp_path / "run")
+    magenta.import_checkpoint("groovae_2bar_tap_fixed_velocity", str(folder / "model.ckpt"), run_dir)
+    results = generation.reconstruct(run_dir, str(folder / "input-0.mid"), str(tmp_path / "r"))
+    ours = _notes(results[1]["mid"])  # (results[0] is the input)
+    theirs = sorted((n["pitch"], n["velocity"], max(n["start"], 0.0)) for n in expected["decode"][0]["notes"])
+    assert [note[:2] for note in ours] == [note[:2] for note in theirs]
+    np.testing.assert_allclose([note[2] for note in ours], [note[2] for note in theirs], atol=2e-3)
