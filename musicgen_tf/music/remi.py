@@ -216,6 +216,7 @@ class RemiConverter(Converter):
 
     name = "remi"
     schema_version = 1
+    pad_id, eos_id = PAD_ID, EOS_ID  # the special ids a model of these tokens is built with
 
     def __new__(cls, *args, flavour: str = DEFAULT_FLAVOUR, **kwargs):
         """`flavour="pop-music-transformer"` builds the original's REMI (`remi_pop.PopMusicRemiConverter`)."""

@@ -114,6 +114,8 @@ class PopMusicRemiConverter(RemiConverter):
         `Chord_*` events.
     """
 
+    pad_id = eos_id = -1  # the original's vocabulary has neither
+
     def __init__(self, flavour: str = FLAVOUR, vocabulary: Sequence[str] | None = None):
         if flavour != FLAVOUR:
             raise ValueError(f"PopMusicRemiConverter is the {FLAVOUR!r} flavour, got {flavour!r}")
@@ -133,6 +135,22 @@ class PopMusicRemiConverter(RemiConverter):
 
     def original_event_names(self, ids: Iterable[int]) -> list[str]:
         return self.tokens_to_strings(ids)
+
+    def start_ids(self, rng: np.random.Generator) -> np.ndarray:
+        """The opening the original's `generate` writes before sampling from scratch, int64 [4 or 6]: Bar_None,
+        Position_1/16, (a random chord, Position_1/16,) a random Tempo Class and Tempo Value, each drawn uniformly
+        among the dictionary's events of that type."""
+        def any_of(prefix):
+            return int(rng.choice([i for i, t in enumerate(self.vocab.tokens) if t.startswith(prefix)]))
+
+        bar, first = self.vocab.token_to_id(BAR), self.vocab.token_to_id(f"Position_1/{POSITIONS}")
+        chord = [any_of("Chord_"), first] if self.with_chords else []
+        return np.array([bar, first] + chord + [any_of("Tempo Class_"), any_of("Tempo Value_")], dtype=np.int64)
+
+    def continuation_prompt(self, ids: Iterable[int]) -> np.ndarray:
+        """A prompt's ids as the original feeds them: its events followed by one Bar_None, int64 [P + 1]."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        return np.concatenate([ids[ids >= 0], [self.vocab.token_to_id(BAR)]])
 
     def first_bars(self, ids: Iterable[int], num_bars: int) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
