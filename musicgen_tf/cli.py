@@ -1,4 +1,4 @@
-"""`musicgen` command line: preprocess, train, generate, interpolate, reconstruct, evaluate, export, client."""
+"""`musicgen` command line: preprocess, train, generate, interpolate, reconstruct, evaluate, export, client, import-remi."""
 
 from __future__ import annotations
 

@@ -136,7 +136,7 @@ def _vocabulary(value, path: Path) -> list[str]:
     """(event2word {str: int}, word2event {int: str}), inverse of each other, ids 0..V-1 -> names in id order."""
     if not (isinstance(value, tuple) and len(value) == 2 and all(isinstance(d, dict) for d in value)):
         raise CheckpointImportError(f"{path}: expected a tuple (event2word, word2event) of two dicts, got "
-                           f"{type(value).__name__}")
+                                    f"{type(value).__name__}")
     event2word, word2event = value
     if not all(isinstance(k, str) and type(v) is int for k, v in event2word.items()):
         raise CheckpointImportError(f"{path}: event2word must map event names (str) to ids (int)")
@@ -158,12 +158,14 @@ def read_checkpoint(folder: Path) -> dict[str, np.ndarray]:
 
     prefix = folder / CHECKPOINT_PREFIX
     if not Path(f"{prefix}.index").is_file():
-        raise CheckpointImportError(f"{folder}: no {CHECKPOINT_PREFIX}.index: --checkpoint must be a released folder such as "
-                           "REMI-tempo-checkpoint/ (dictionary.pkl, model.index, model.data-*)")
+        raise CheckpointImportError(f"{folder}: no {CHECKPOINT_PREFIX}.index: --checkpoint must be a released "
+                                    "folder such as REMI-tempo-checkpoint/ (dictionary.pkl, model.index, "
+                                    "model.data-*)")
     try:
         reader = tf.train.load_checkpoint(str(prefix))
     except Exception as error:
-        raise CheckpointImportError(f"{prefix}: not a readable TensorFlow checkpoint ({str(error).splitlines()[0]})") from None
+        raise CheckpointImportError(f"{prefix}: not a readable TensorFlow checkpoint "
+                                    f"({str(error).splitlines()[0]})") from None
     names = reader.get_variable_to_shape_map()
     return {name: reader.get_tensor(name) for name in sorted(names) if not TRAINING_STATE.search(name)}
 
@@ -191,11 +193,11 @@ def canonical_names(names, where: str = "checkpoint") -> dict[str, tuple[int | N
         out[name] = (layer, key)
     if unknown:
         raise CheckpointImportError(f"{where}: variables that do not fit the Pop Music Transformer's network: "
-                           f"{', '.join(unknown[:8])}{' ...' if len(unknown) > 8 else ''}")
+                                    f"{', '.join(unknown[:8])}{' ...' if len(unknown) > 8 else ''}")
     for (layer, scope), found in sorted(norms.items()):
         if len(found) > 1:
             raise CheckpointImportError(f"{where}: transformer/layer_{layer}/{scope} has {len(found)} layer norms "
-                               f"({', '.join(sorted(found))}); the original has one per scope")
+                                        f"({', '.join(sorted(found))}); the original has one per scope")
     return out
 
 
@@ -210,7 +212,8 @@ def network_sizes(variables: dict[str, np.ndarray], where: str) -> dict[str, int
     u = shape("transformer/r_w_bias")
     if len(u) != 2:
         raise CheckpointImportError(f"{where}: transformer/r_w_bias has shape {list(u)}: one u/v pair per layer "
-                           "(untie_r=True) is not the released network, which shares one pair [heads, head size]")
+                                    "(untie_r=True) is not the released network, which shares one pair "
+                                    "[heads, head size]")
     layers = sorted({int(m[1]) for m in map(_LAYER.match, variables) if m})
     if layers != list(range(len(layers))) or not layers:
         raise CheckpointImportError(f"{where}: layers {layers} are not 0..n-1")
@@ -238,7 +241,8 @@ def assign_variables(model, variables: dict[str, np.ndarray], where: str = "chec
             piece = value if len(parts) == 1 else value[..., start * thirds:stop * thirds]
             if tuple(piece.shape) != tuple(weight.shape):
                 raise CheckpointImportError(f"{where}: {name} has shape {list(value.shape)}, which does not fit "
-                                   f"{weight.path} {list(weight.shape)} of the network its other variables size")
+                                            f"{weight.path} {list(weight.shape)} (the network its other "
+                                            "variables size)")
             if id(weight) in assigned:
                 raise CheckpointImportError(f"{where}: {name} and {assigned[id(weight)]} both map to {weight.path}")
             weight.assign(piece.astype(np.float32))
