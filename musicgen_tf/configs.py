@@ -145,6 +145,19 @@ register(Preset(
     train=_MAGENTA_TRAIN, tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
     description="2-bar drum MusicVAE on Magenta's 9-class drum map (cat-drums_2bar_small)"))
 
+# Seed 001's own system: the hierarchical MusicVAE on 16-bar Groove drum sequences, with the seed's sizes
+# (2-layer BiLSTM encoder 2048, z 512, conductor 2 x 1024, decoder 2 x 1024) on Magenta's 9-class drum tokens
+# (roll inputs, as cat-drums_2bar).  The seed leaves the loss open: Magenta's 16-bar settings (free bits 256,
+# max beta 0.2, no annealing) and Magenta's optimizer.
+register(Preset(
+    name="hierdec-drums_16bar", family="music_vae", representation="drums",
+    converter_params=_frozen(slice_bars=16, steps_per_quarter=4, roll_input=True),
+    model=_frozen(encoder_units=(2048, 2048), decoder="hierarchical", conductor_units=(1024, 1024),
+                  decoder_units=(1024, 1024), level_lengths=(16, 16), latent_dim=512,
+                  free_bits=256.0, max_beta=0.2, beta_rate=0.0, dropout=0.0),
+    train=_MAGENTA_TRAIN, tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
+    description="16-bar drum MusicVAE with the hierarchical conductor decoder on Groove MIDI (seed 001)"))
+
 for _bars in (2, 4):
     register(Preset(
         name=f"groovae_{_bars}bar", family="music_vae", representation="groovae",
