@@ -1,4 +1,4 @@
-"""`musicgen` command line: preprocess, train, generate, interpolate, reconstruct, evaluate, export, client, import-remi."""
+"""`musicgen` command line: preprocess, train, generate, evaluate, export, client, import-remi and more."""
 
 from __future__ import annotations
 
