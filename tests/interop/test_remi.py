@@ -13,10 +13,14 @@ import pytest
 import tensorflow as tf
 
 from musicgen_tf.cli import main
-from musicgen_tf.interop.remi import (CheckpointImportError, canonical_names, import_checkpoint, read_checkpoint,
-                                      read_dictionary)
+from musicgen_tf.errors import MusicgenError
+from musicgen_tf.interop.remi import (DICTIONARY, CheckpointImportError, canonical_names, import_checkpoint,
+                                      read_checkpoint, read_dictionary)
 from musicgen_tf.music.midi_io import midi_file_to_note_sequence
+from musicgen_tf.music.remi import RemiConverter
+from musicgen_tf.music.remi_pop import FLAVOUR
 from musicgen_tf.train.trainer import load_trained_model
+from musicgen_tf.txl_generation import write_events
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "remi"
 FLAVOURS = {"tempo": "REMI-tempo-checkpoint", "tempo_chord": "REMI-tempo-chord-checkpoint"}
@@ -222,3 +226,14 @@ def test_cli_import_then_greedy_generation_writes_the_originals_events(tmp_path,
     assert 1 <= len(written["generated_events"]) <= 60
     assert main(["generate", "--run-dir", str(run_dir), "--out", str(out), "--beam", "2"]) == 2
     assert "--beam" in capsys.readouterr().err
+
+
+def test_events_out_holds_one_piece(tmp_path):
+    converter = RemiConverter(flavour=FLAVOUR, vocabulary=read_dictionary(DATA / FLAVOURS["tempo"] / DICTIONARY))
+    bar = converter.vocab.token_to_id("Bar_None")
+    write_events(tmp_path / "e.json", converter, [bar], [np.array([bar, 5, bar, -1, -1])])
+    names = converter.vocab.tokens
+    assert json.loads((tmp_path / "e.json").read_text()) == {"prompt_events": ["Bar_None"],
+                                                             "generated_events": [names[5], "Bar_None"]}
+    with pytest.raises(MusicgenError, match="--num 1"):
+        write_events(tmp_path / "e.json", converter, [bar], [np.array([bar]), np.array([bar])])

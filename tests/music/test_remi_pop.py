@@ -102,3 +102,11 @@ def test_events_equal_the_originals_utils(flavour):
     converter = pop(chords=flavour == "tempo_chord")
     for name, by_flavour in expected.items():
         assert converter.events(midi_file_to_note_sequence(str(DATA / name))) == by_flavour[flavour], name
+
+
+def test_our_remi_tokens_are_written_in_the_originals_event_names():
+    ours = RemiConverter()
+    ids = ours.strings_to_tokens(["Bar_None", "TimeSig_4/4", "Position_1/16", "Tempo-Class_mid", "Tempo-Value_30",
+                                  "Note-Velocity_20", "Note-On_60", "Note-Duration_4"])
+    assert ours.original_event_names(ids) == ["Bar_None", "TimeSig_4/4", "Position_1/16", "Tempo Class_mid",
+                                              "Tempo Value_30", "Note Velocity_20", "Note On_60", "Note Duration_4"]
