@@ -14,9 +14,9 @@ TensorFlow/NumPy removed; `miditoolkit==0.1.16` and matplotlib must be installed
    (trainable variables, Adam slots, global step, as the released ones);
 3. reloads that checkpoint in a fresh graph and runs its `PopMusicTransformer.generate` greedily (top-k 1) on the
    first prompt, recording every `sess.run`'s logits and the words chosen (`generation_<flavour>.npz` / `.json`),
-   until TARGET_BARS bar lines or MAX_STEPS tokens.  Greedy decoding of random weights tends to repeat one token,
-   so seeds are tried until a run is varied; the output bias of Bar_None is then raised just enough that one bar
-   line appears mid-run (the tokens before it stay the same).
+   until TARGET_BARS bar lines or MAX_STEPS tokens, and once more until its first bar line (`one_bar`).  Greedy
+   decoding of random weights tends to repeat one token, so seeds are tried until a run is varied; the output bias
+   of Bar_None is then raised just enough that one bar line appears mid-run (the tokens before it stay the same).
 """
 
 from __future__ import annotations
@@ -176,9 +176,9 @@ class EnoughTokens(Exception):
     """Raised from the sampler after MAX_STEPS tokens: their loop only ends on bar lines."""
 
 
-def run_generation(model, checkpoint_dir: str, prompt: str, output: str):
+def run_generation(model, checkpoint_dir: str, prompt: str, output: str, target_bars: int = TARGET_BARS):
     """Reload the saved checkpoint in a fresh graph and run their `generate` greedily (top-k 1) on `prompt`, for
-    TARGET_BARS bar lines or MAX_STEPS tokens -> (logits of each run, prompt words, chosen words, ended_by)."""
+    `target_bars` bar lines or MAX_STEPS tokens -> (logits of each run, prompt words, chosen words, ended_by)."""
     tf.compat.v1.reset_default_graph()
     obj = build(model, checkpoint_dir)
     obj.sess = RecordingSession(obj.sess)
@@ -194,7 +194,7 @@ def run_generation(model, checkpoint_dir: str, prompt: str, output: str):
     obj.temperature_sampling = greedy
     ended_by = "bars"
     try:
-        obj.generate(n_target_bar=TARGET_BARS, temperature=1.0, topk=1, output_path=output, prompt=prompt)
+        obj.generate(n_target_bar=target_bars, temperature=1.0, topk=1, output_path=output, prompt=prompt)
     except EnoughTokens:
         ended_by = "max_tokens"
     finally:
@@ -272,6 +272,10 @@ def main() -> None:
         else:
             raise SystemExit(f"{flavour}: no varied greedy run with a bar line among the weights tried")
         logits, prompt_words, chosen, ended_by = run
+        with tempfile.TemporaryDirectory() as tmp:  # the same weights, their loop ended by its bar count
+            one_bar = run_generation(model, checkpoint_dir, prompts[0], os.path.join(tmp, "out.mid"), 1)
+        if one_bar[3] != "bars":
+            raise SystemExit(f"{flavour}: the one-bar run did not end on a bar line")
         os.remove(os.path.join(checkpoint_dir, "checkpoint"))  # bookkeeping file naming the absolute path
         np.savez_compressed(os.path.join(out, f"generation_{flavour}.npz"),
                             prompt_logits=logits[0].astype(np.float32),
@@ -283,6 +287,8 @@ def main() -> None:
                        "prompt": os.path.basename(prompts[0]),
                        "prompt_events": [word2event[w] for w in prompt_words],
                        "generated_events": [word2event[w] for w in chosen],
+                       "one_bar": {"target_bars": 1, "ended_by": one_bar[3],
+                                   "generated_events": [word2event[w] for w in one_bar[2]]},
                        "variables": {name: shape for name, shape in tf.train.list_variables(
                            os.path.join(checkpoint_dir, "model"))}}, f, indent=1)
         print(f"{flavour}: seed {seed}, prompt {len(prompt_words)} words, generated {len(chosen)}")

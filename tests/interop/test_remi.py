@@ -217,6 +217,11 @@ def test_cli_import_then_greedy_generation_writes_the_originals_events(tmp_path,
     written = json.loads(events.read_text())
     assert written == {"prompt_events": info["prompt_events"], "generated_events": info["generated_events"]}
     assert (out / "continuation-00.mid").is_file()
+    # --bars N ends as the original's n_target_bar = N: at the N-th bar line it writes, kept
+    assert main(["generate", "--run-dir", str(run_dir), "--out", str(out), "--prompt", str(DATA / info["prompt"]),
+                 "--temperature", "0", "--bars", "1", "--events-out", str(events)]) == 0
+    assert json.loads(events.read_text())["generated_events"] == info["one_bar"]["generated_events"]
+    assert info["one_bar"]["generated_events"][-1] == "Bar_None" and info["one_bar"]["ended_by"] == "bars"
     # from scratch: the original's opening (Bar, Position, chord, Position, tempo), then sampling; bar-exact end
     assert main(["generate", "--run-dir", str(run_dir), "--out", str(out), "--bars", "2", "--seed", "3",
                  "--max-tokens", "60", "--events-out", str(events)]) == 0
