@@ -48,6 +48,7 @@ TEMPO_CLASSES = {"slow": 30, "mid": 90, "fast": 150}  # class -> first qpm; each
 TEMPO_SPAN = 60
 MIN_QPM, MAX_QPM = 30, 30 + 3 * TEMPO_SPAN - 1
 DEFAULT_QPM = 120.0
+DEFAULT_FLAVOUR = "musicgen"  # the other: "pop-music-transformer" (remi_pop.py)
 PITCH_CLASSES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
 CHORD_QUALITIES = ("maj", "min", "dim", "aug", "dom7", "maj7", "min7", "hdim7", "dim7", "sus2", "sus4")
 NO_CHORD = "N:N"
@@ -215,10 +216,21 @@ class RemiConverter(Converter):
 
     name = "remi"
     schema_version = 1
+    pad_id, eos_id = PAD_ID, EOS_ID  # the special ids a model of these tokens is built with
+
+    def __new__(cls, *args, flavour: str = DEFAULT_FLAVOUR, **kwargs):
+        """`flavour="pop-music-transformer"` builds the original's REMI (`remi_pop.PopMusicRemiConverter`)."""
+        if cls is RemiConverter and flavour != DEFAULT_FLAVOUR:
+            from musicgen_tf.music.remi_pop import FLAVOUR, PopMusicRemiConverter
+
+            if flavour != FLAVOUR:
+                raise ValueError(f"REMI flavour must be {DEFAULT_FLAVOUR!r} or {FLAVOUR!r}, got {flavour!r}")
+            return super().__new__(PopMusicRemiConverter)
+        return super().__new__(cls)
 
     def __init__(self, positions_per_quarter: int = 4, time_signatures: Sequence[str] = DEFAULT_TIME_SIGNATURES,
                  max_duration: int = 64, min_pitch: int = 0, max_pitch: int = 127, chords: str = "auto",
-                 include_drums: bool = False, repeat_position: bool = False):
+                 include_drums: bool = False, repeat_position: bool = False, flavour: str = DEFAULT_FLAVOUR):
         if chords not in ("auto", "markers", "infer", "none"):
             raise ValueError(f"chords must be auto|markers|infer|none, got {chords!r}")
         self.positions_per_quarter = int(positions_per_quarter)
@@ -262,6 +274,11 @@ class RemiConverter(Converter):
     def tokens_to_strings(self, ids: Iterable[int]) -> list[str]:
         """int ids [length] -> token strings (PAD dropped)."""
         return [self.vocab.id_to_token(i) for i in np.asarray(ids).reshape(-1) if int(i) != PAD_ID]
+
+    def original_event_names(self, ids: Iterable[int]) -> list[str]:
+        """int ids -> event names spelled as the Pop Music Transformer's (`Note Velocity_20`, `Tempo Class_mid`);
+        PAD dropped.  (This flavour's durations count grid steps, the original's 32nd-note bins.)"""
+        return [token.replace("-", " ", 1) if "_" in token else token for token in self.tokens_to_strings(ids)]
 
     def strings_to_tokens(self, strings: Iterable[str]) -> np.ndarray:
         """Token strings -> int64 ids [length]."""
