@@ -148,8 +148,43 @@ def _steps_to_seconds_fn(tempo_steps: list[tuple[int, float]], positions_per_qua
 
 
 # ---------------------------------------------------------------------------------------------------- vocabulary
-class RemiVocabulary:
-    """Token strings <-> int ids, built deterministically from the converter parameters (no corpus pass)."""
+class TokenVocabulary:
+    """Token strings <-> int ids in the given order; a token's type is the part before its first `_`."""
+
+    where = "the REMI vocabulary"  # named when a token is missing
+
+    def __init__(self, tokens: Sequence[str]):
+        self.tokens = [str(t) for t in tokens]
+        self._ids = {token: i for i, token in enumerate(self.tokens)}
+        if len(self._ids) != len(self.tokens):
+            raise ValueError(f"{self.where} lists a token twice")
+        types = [token.split("_")[0] for token in self.tokens]  # "Note-On", "Chord", ...
+        self._type_codes = {token_type: code for code, token_type in enumerate(dict.fromkeys(types))}
+        self._type_code_of_id = np.array([self._type_codes[token_type] for token_type in types])
+
+    def ids_of_type(self, ids: np.ndarray, token_type: str) -> np.ndarray:
+        """bool mask of `ids` whose token type is `token_type`."""
+        return self._type_code_of_id[np.asarray(ids)] == self._type_codes.get(token_type, -1)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokens)
+
+    def token_to_id(self, token: str) -> int:
+        try:
+            return self._ids[token]
+        except KeyError:
+            raise ValueError(f"token {token!r} is not in {self.where}") from None
+
+    def id_to_token(self, token_id: int) -> str:
+        return self.tokens[int(token_id)]
+
+    def __contains__(self, token: str) -> bool:
+        return token in self._ids
+
+
+class RemiVocabulary(TokenVocabulary):
+    """Our REMI tokens, built deterministically from the converter parameters (no corpus pass)."""
 
     def __init__(self, positions_per_quarter: int, time_signatures: Sequence[str], max_duration: int,
                  min_pitch: int, max_pitch: int):
@@ -164,31 +199,7 @@ class RemiVocabulary:
         tokens += [f"Note-Velocity_{v}" for v in range(len(VELOCITY_BINS) - 1)]
         tokens += [f"Note-On_{p}" for p in range(min_pitch, max_pitch + 1)]
         tokens += [f"Note-Duration_{d}" for d in range(1, max_duration + 1)]
-        self.tokens = tokens
-        self._ids = {token: i for i, token in enumerate(tokens)}
-        types = [token.split("_")[0] for token in tokens]  # "Note-On", "Chord", ...
-        self._type_codes = {token_type: code for code, token_type in enumerate(dict.fromkeys(types))}
-        self._type_code_of_id = np.array([self._type_codes[token_type] for token_type in types])
-
-    def ids_of_type(self, ids: np.ndarray, token_type: str) -> np.ndarray:
-        """bool mask of `ids` whose token type (the part before `_`) is `token_type`."""
-        return self._type_code_of_id[np.asarray(ids)] == self._type_codes.get(token_type, -1)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.tokens)
-
-    def token_to_id(self, token: str) -> int:
-        try:
-            return self._ids[token]
-        except KeyError:
-            raise ValueError(f"token {token!r} is not in the REMI vocabulary") from None
-
-    def id_to_token(self, token_id: int) -> str:
-        return self.tokens[int(token_id)]
-
-    def __contains__(self, token: str) -> bool:
-        return token in self._ids
+        super().__init__(tokens)
 
 
 def bar_positions(time_signature: str, positions_per_quarter: int) -> int:

@@ -30,8 +30,8 @@ from note_seq.protobuf import music_pb2
 
 from musicgen_tf.errors import SkipInput
 from musicgen_tf.music.chords import recognize_chords
-from musicgen_tf.music.remi import (BAR, PITCH_CLASSES, RemiConverter, _steps_to_seconds_fn, chord_figure,
-                                    seconds_to_quarters_fn)
+from musicgen_tf.music.remi import (BAR, PITCH_CLASSES, RemiConverter, TokenVocabulary, _steps_to_seconds_fn,
+                                    chord_figure, seconds_to_quarters_fn)
 
 FLAVOUR = "pop-music-transformer"
 TICKS_PER_BEAT = 480
@@ -74,36 +74,10 @@ def nearest_index(bins: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.where(np.abs(bins[lo] - values) <= np.abs(bins[hi] - values), lo, hi)
 
 
-class DictionaryVocabulary:
+class DictionaryVocabulary(TokenVocabulary):
     """Event names <-> ids in a given order (the checkpoint's dictionary)."""
 
-    def __init__(self, tokens: Sequence[str]):
-        self.tokens = [str(t) for t in tokens]
-        self._ids = {token: i for i, token in enumerate(self.tokens)}
-        if len(self._ids) != len(self.tokens):
-            raise ValueError("the REMI vocabulary lists an event twice")
-        types = [token.split("_")[0] for token in self.tokens]
-        self._type_codes = {token_type: code for code, token_type in enumerate(dict.fromkeys(types))}
-        self._type_code_of_id = np.array([self._type_codes[t] for t in types])
-
-    def ids_of_type(self, ids, token_type: str) -> np.ndarray:
-        return self._type_code_of_id[np.asarray(ids)] == self._type_codes.get(token_type, -1)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.tokens)
-
-    def token_to_id(self, token: str) -> int:
-        try:
-            return self._ids[token]
-        except KeyError:
-            raise ValueError(f"event {token!r} is not in the checkpoint's dictionary") from None
-
-    def id_to_token(self, token_id: int) -> str:
-        return self.tokens[int(token_id)]
-
-    def __contains__(self, token: str) -> bool:
-        return token in self._ids
+    where = "the checkpoint's dictionary"
 
 
 class PopMusicRemiConverter(RemiConverter):
