@@ -39,13 +39,14 @@ import argparse
 import math
 import os
 import statistics
-import time
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
+
+from timing import interleaved_times  # noqa: E402  (bench/timing.py, beside this script)
 
 SIZES = {
     "preset": dict(num_layers=12, d_model=512, num_heads=8, d_inner=2048, segment_len=512, mem_len=512, batch=1,
@@ -241,24 +242,6 @@ def with_threads(step, threads):
     return run
 
 
-# -- timing -----------------------------------------------------------------------------------------------------------
-
-def measure(contenders, rounds, steps, warmup):
-    """{name: step()} -> {name: [ms per timed step]}; interleaved rounds after `warmup` steps each."""
-    times = {name: [] for name in contenders}
-    for name, step in contenders.items():
-        for _ in range(warmup):
-            step()
-    for _ in range(rounds):
-        for name, step in contenders.items():
-            for _ in range(steps):
-                start = time.perf_counter()
-                loss = step()
-                times[name].append(1000 * (time.perf_counter() - start))
-            assert math.isfinite(loss), (name, loss)
-    return times
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["cpu", "preset"], choices=sorted(SIZES))
@@ -293,7 +276,7 @@ def main():
                       for threads in sorted({torch_threads, 1}, reverse=True)}
         contenders["keras"] = keras_step(k_model, tokens)
         rounds, steps = (args.rounds, args.steps) if name != "preset" else (args.preset_rounds, 1)
-        times = measure(contenders, rounds, steps, args.warmup)
+        times = interleaved_times(contenders, rounds, steps, args.warmup)
         ms = {k: statistics.median(v) for k, v in times.items()}
         tokens_per_step = size["batch"] * (size["length"] - 1)
         for contender, value in ms.items():

@@ -1,5 +1,5 @@
 """`musicgen` command line: preprocess, train, generate, interpolate, reconstruct, encode, decode, evaluate, export,
-client, import-magenta."""
+client, import-remi, import-magenta and more."""
 
 from __future__ import annotations
 
@@ -162,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--steps", type=int, default=64, help="melody --prompt: symbols to add")
     generate.add_argument("--bars", type=int, help="Transformer-XL: bars to generate (32; 24 after a prompt)")
     generate.add_argument("--prompt-bars", type=int, default=8, help="Transformer-XL: bars of the prompt kept")
+    generate.add_argument("--max-tokens", type=int, metavar="N",
+                          help="Transformer-XL: stop after N new tokens whatever the bar count (default bars x 256)")
+    generate.add_argument("--events-out", metavar="FILE.json",
+                          help='Transformer-XL: write {"prompt_events": [...], "generated_events": [...]} in the '
+                          "Pop Music Transformer's event names (one piece: --num 1, the default with this option)")
     interpolate = commands.add_parser("interpolate", help="walk the latent space from one MIDI file to another")
     interpolate.add_argument("midi_a")
     interpolate.add_argument("midi_b")
@@ -206,6 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     studio = commands.add_parser("studio", help="web page to sample, continue, interpolate, see the score and "
                                  "hear the result, from exported models (in-process or a running TF Serving)")
     add_studio_arguments(studio)
+
+    import_remi = commands.add_parser(
+        "import-remi", help="a released Pop Music Transformer checkpoint (REMI-tempo-checkpoint/, "
+        "REMI-tempo-chord-checkpoint/) -> a run directory that generate, evaluate, export and the studio use")
+    import_remi.add_argument("--checkpoint", required=True, metavar="DIR",
+                             help="the released folder (dictionary.pkl, model.index, model.data-*)")
+    import_remi.add_argument("--run-dir", required=True, help="the new run directory (must not exist)")
+    import_remi.add_argument("--mem-len", type=int, default=512, help="generation memory in states (the "
+                             "original's 512)")
 
     evaluate = commands.add_parser(
         "evaluate", help="H1, H4, GS, CPI and SI of every MIDI file in a folder; with --reference, Yang & Lerch's "
@@ -300,13 +314,14 @@ def _generate(family: str, args) -> list[dict]:
         from musicgen_tf import txl_generation
 
         sampling = {"temperature": 1.2 if args.temperature is None else args.temperature,
-                    "top_k": 5 if args.top_k is None else args.top_k, "beam": args.beam, **common}
+                    "top_k": 5 if args.top_k is None else args.top_k, "beam": args.beam,
+                    "max_tokens": args.max_tokens, "events_out": args.events_out, **common}
         if args.prompt:
             return txl_generation.continue_remi(args.run_dir, args.prompt, args.out, prompt_bars=args.prompt_bars,
                                                 bars=args.bars or 24, num=args.num or 1, **sampling)
-        return txl_generation.generate_remi(args.run_dir, args.out, num=args.num or (1 if args.beam else 8),
-                                            bars=args.bars or 32,
-                                            **sampling)
+        return txl_generation.generate_remi(args.run_dir, args.out,
+                                            num=args.num or (1 if args.beam or args.events_out else 8),
+                                            bars=args.bars or 32, **sampling)
     temperature = 1.0 if args.temperature is None else args.temperature
     if family == "resnet_cvae":
         from musicgen_tf.audio_generation import generate_audio
@@ -320,6 +335,17 @@ def _generate(family: str, args) -> list[dict]:
                                           temperature=temperature, **common)
     return generation.generate(args.run_dir, args.out, num=args.num or 8, temperature=temperature,
                                label=args.label, **common)
+
+
+def run_import_remi(args) -> None:
+    from musicgen_tf.interop.remi import import_checkpoint
+
+    result = import_checkpoint(args.checkpoint, args.run_dir, mem_len=args.mem_len)
+    sizes = result.sizes
+    print(f"imported {result.variables} variables ({sizes['num_layers']} layers, d {sizes['d_model']}, "
+          f"{sizes['num_heads']} heads, {len(result.vocabulary)} events"
+          f"{', with chords' if any(e.startswith('Chord_') for e in result.vocabulary) else ''}) into "
+          f"{result.run_dir}")
 
 
 def run_evaluate(args) -> None:
@@ -383,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
             from musicgen_tf.interop.magenta import run_import_command
 
             run_import_command(args)
+        elif args.command == "import-remi":
+            run_import_remi(args)
         else:
             run_generation(args)
     except (MusicgenError, ValueError, FileNotFoundError) as error:

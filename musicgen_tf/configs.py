@@ -40,12 +40,9 @@ class TrainConfig:
     seed: int = 1234
     warmup_steps: int = 0  # linear warm-up from 0 to the schedule's rate over this many steps
     mixed_precision: str = "off"  # off | on | auto (on where a GPU is visible); `--mixed-precision` overrides it
-    # REMI token models: train on windows of this many tokens every `window_stride` (0 = whole pieces), and
-    # augment the training windows (pitch shift of up to +-N semitones, tempo factor in [1/x, x]; 0 / 1.0 = off)
+    # REMI token models: train on windows of this many tokens every `window_stride` (0 = whole pieces)
     window_tokens: int = 0
     window_stride: int = 0
-    augment_pitch_shift: int = 0
-    augment_tempo_stretch: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +57,9 @@ class Preset:
     tiny_train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     label: str | None = None  # optional conditioning label (manifest label name), e.g. "primary_style"
     description: str = ""
-    # Training-batch augmentation (Magenta's `note_sequence_augmenter`), e.g. {"transpose_range": (-5, 5)};
-    # never applied to validation, evaluation or export (see musicgen_tf.tfrecords.augment).
+    # Training-data augmentation, never applied to validation, evaluation or export (musicgen_tf.tfrecords.augment):
+    # melody {"transpose_range": (-5, 5)} (Magenta's `NoteSequenceAugmenter`); remi {"pitch_shift": 6 (semitones
+    # each way), "tempo_stretch": 1.2 (tempo factor in [1/x, x])}.
     augmentation: Mapping[str, Any] | None = None
 
     def resolved(self, tiny: bool = False, **train_overrides) -> "Preset":
@@ -297,8 +295,8 @@ register(Preset(
                   segment_len=512, mem_len=512, sample_bars=4, sample_max_tokens=512),
     train=TrainConfig(batch_size=16, learning_rate=1e-4, lr_schedule="constant", warmup_steps=1000, clip_norm=1.0,
                       total_steps=100_000, steps_per_epoch=500, sample_every_epochs=5, num_samples=2,
-                      shuffle_buffer=2000, mixed_precision="auto", window_tokens=512, window_stride=256,
-                      augment_pitch_shift=6, augment_tempo_stretch=1.2),
+                      shuffle_buffer=2000, mixed_precision="auto", window_tokens=512, window_stride=256),
+    augmentation=_frozen(pitch_shift=6, tempo_stretch=1.2),
     tiny_model=_frozen(num_layers=2, d_model=32, num_heads=2, d_inner=64, segment_len=32, mem_len=32,
                        sample_bars=2, sample_max_tokens=64),
     tiny_train=_frozen(batch_size=2, learning_rate=1e-3, warmup_steps=0, total_steps=20, steps_per_epoch=5,
