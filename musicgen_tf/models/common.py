@@ -13,11 +13,35 @@ def stateless_seed(seed):
     return tf.cast(tf.convert_to_tensor(seed), tf.int64)
 
 
+def _replicas() -> int:
+    """Replicas sharing this step (1 outside a strategy's `run`)."""
+    context = tf.distribute.get_replica_context()
+    return context.num_replicas_in_sync if context is not None else 1
+
+
+def _global_batch_draw(draw, shape):
+    """Draw for the whole global batch and keep this replica's rows (shape's first axis is the batch).
+
+    Under a distribution strategy every replica holds the same generator state; drawing only its own rows would
+    give every replica the same noise.  Drawing [replicas * rows, ...] and slicing makes the union over replicas
+    exactly what one process draws for the global batch (same losses, independent noise per example).
+    """
+    replicas = _replicas()
+    if replicas == 1:
+        return draw(shape)
+    shape = tf.cast(tf.convert_to_tensor(shape), tf.int32)
+    rows = shape[0]
+    values = draw(tf.concat([[rows * replicas], shape[1:]], 0))
+    start = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32) * rows
+    return values[start:start + rows]
+
+
 class NoiseSource(keras.layers.Layer):
     """A `keras.random.SeedGenerator` whose state is saved and restored with the weights.
 
     `normal(shape)`, `uniform(shape)`: float32 draws; `dropout(x, rate)`: inverted dropout.  Each call advances the
-    generator, inside `tf.function`/XLA too.
+    generator, inside `tf.function`/XLA too.  Under a distribution strategy the first axis is taken as the batch and
+    each replica gets its rows of one global-batch draw (see `_global_batch_draw`).
     """
 
     def __init__(self, seed=None, **kwargs):
@@ -27,13 +51,17 @@ class NoiseSource(keras.layers.Layer):
         self.built = True
 
     def normal(self, shape):
-        return keras.random.normal(shape, seed=self.generator, dtype="float32")
+        return _global_batch_draw(lambda full: keras.random.normal(full, seed=self.generator, dtype="float32"), shape)
 
     def uniform(self, shape):
-        return keras.random.uniform(shape, seed=self.generator, dtype="float32")
+        return _global_batch_draw(lambda full: keras.random.uniform(full, seed=self.generator, dtype="float32"), shape)
 
     def dropout(self, x, rate):
-        return keras.random.dropout(x, rate, seed=self.generator)
+        if _replicas() == 1:
+            return keras.random.dropout(x, rate, seed=self.generator)
+        scale = _global_batch_draw(lambda full: keras.random.dropout(tf.ones(full, x.dtype), rate, seed=self.generator),
+                                   tf.shape(x))
+        return x * scale
 
     def save_own_variables(self, store):
         store["state"] = keras.ops.convert_to_numpy(self.generator.state.value)
