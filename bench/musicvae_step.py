@@ -23,8 +23,10 @@ reported time is the median step over all rounds after warm-up.
     pip install -e '.[bench]'            # torch==2.13.0 (CPU wheel)
     python bench/musicvae_step.py [--threads 2] [--rounds 6] [--steps 5] [--warmup 3]
 
-Last line: `RESULT keras_vs_torch_step_speed <torch_ms / keras_ms>x (target >= 1.0x)` (Keras = the faster of the
-two `jit_compile` settings).
+Prints the CPU model and its vector extensions (`bench/cpuinfo.py`) and which kernels each framework uses: the
+ratio depends on them (see `bench/lstm_kernels.py`).  Last line: `RESULT keras_vs_torch_step_speed <torch_ms /
+keras_ms>x (target >= 1.0x) on <CPU> [<avx2 fma avx512f present>]` (Keras = the faster of the two `jit_compile`
+settings).
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
+
+from cpuinfo import cpu_info, cpu_line  # noqa: E402  (bench/cpuinfo.py, beside this script)
+
+# Environment variables that cap the instruction set of PyTorch's elementwise kernels, MKL, oneDNN and XLA (set
+# them as `bench/lstm_kernels.py --isa avx2` does to make an AVX-512 machine behave like an AVX2-only one).
+ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "XLA_FLAGS",
+                 "TF_ENABLE_ONEDNN_OPTS")
 
 BATCH, SEQ_LEN, VOCAB, EMBEDDING = 64, 32, 90, 64
 ENCODER_UNITS, LATENT, DECODER_UNITS = 512, 256, (512, 512)
@@ -177,6 +186,12 @@ def main():
 
     print(f"B={BATCH} T={SEQ_LEN} vocab={VOCAB} embedding={EMBEDDING} encoder=({ENCODER_UNITS},) x2 latent={LATENT} "
           f"decoder={DECODER_UNITS}; {os.cpu_count()} CPUs")
+    print(cpu_line())
+    capped = {k: os.environ[k] for k in ISA_VARIABLES if k in os.environ}
+    blas = "MKL" if torch.backends.mkl.is_available() else "?"
+    print(f"kernels: PyTorch ATen {torch.backends.cpu.get_cpu_capability()}, BLAS {blas}; "
+          f"TensorFlow oneDNN {'off' if os.environ.get('TF_ENABLE_ONEDNN_OPTS') == '0' else 'on'}"
+          + (f"; capped by {capped}" if capped else ""))
     print(f"threads: torch intra_op={torch.get_num_threads()}; TF inter_op="
           f"{tf.config.threading.get_inter_op_parallelism_threads()}, intra_op="
           f"{tf.config.threading.get_intra_op_parallelism_threads()} x {concurrent_chains()} concurrent chains")
@@ -184,7 +199,8 @@ def main():
     for name, value in ms.items():
         print(f"  {name:<28} {value:8.1f} ms/step   ({ms['pytorch'] / value:.2f}x pytorch)")
     keras_ms = min(ms["keras (jit_compile=False)"], ms["keras (jit_compile=True)"])
-    print(f"RESULT keras_vs_torch_step_speed {ms['pytorch'] / keras_ms:.2f}x (target >= 1.0x)")
+    print(f"RESULT keras_vs_torch_step_speed {ms['pytorch'] / keras_ms:.2f}x (target >= 1.0x) on {cpu_info()['model']} "
+          f"[{' '.join(f for f in cpu_info()['flags'] if f in ('avx2', 'fma', 'avx512f'))}]")
 
 
 if __name__ == "__main__":

@@ -6,11 +6,10 @@ import argparse
 import json
 import os
 import sys
-import warnings
 
-# Quiet TensorFlow's C++ start-up chatter before anything imports it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-warnings.filterwarnings("ignore", message="Couldn.t find ffmpeg")  # pydub, imported by note_seq; we never use it
+from musicgen_tf import quiet
+
+quiet.configure()  # once, before anything imports TensorFlow or Beam
 
 from musicgen_tf.errors import MusicgenError  # noqa: E402
 
@@ -106,6 +105,14 @@ def print_summary(manifest: dict, output: str) -> None:
     print(f"  notes: {manifest['stats']['notes']}, time: {manifest['seconds']:.1f}s")
 
 
+def _float_list(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="musicgen", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -122,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, help="total optimizer steps (default: the preset's)")
     train.add_argument("--steps-per-epoch", type=int, help="also the checkpoint and resume period")
     train.add_argument("--batch-size", type=int)
-    train.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy with loss scaling")
+    train.add_argument("--mixed-precision", nargs="?", const="on", choices=["on", "off", "auto"],
+                       help="mixed_float16 policy with loss scaling; alone means on, auto = where a GPU is visible "
+                       "(default: the preset's; remi_txl_pop: auto)")
     train.add_argument("--xla", action="store_true", help="compile the train step with XLA (jit_compile)")
     train.add_argument("--strategy", default="default", choices=["default", "mirrored", "multi-worker"])
     train.add_argument("--seed", type=int)
@@ -141,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--num", type=int, default=None, help="pieces to generate (default 8; 1 for --prompt)")
     generate.add_argument("--temperature", type=float, help="default 1.0 (Transformer-XL: 1.2, as the paper)")
     generate.add_argument("--top-k", type=int, help="Transformer-XL: sample among the k likeliest tokens (5)")
+    generate.add_argument("--beam", type=int, default=0, metavar="N",
+                          help="Transformer-XL: beam search with N beams instead of sampling (the --num best beams; "
+                          "--beam 1 is greedy)")
     generate.add_argument("--seed", type=int, help="same seed, same samples")
     generate.add_argument("--label", "--genre", dest="label",
                           help="for a conditioned model: the label value (a style, a genre) to sample")
@@ -173,9 +185,29 @@ def build_parser() -> argparse.ArgumentParser:
                                  "hear the result, from exported models (in-process or a running TF Serving)")
     add_studio_arguments(studio)
 
-    evaluate = commands.add_parser("evaluate", help="H1, H4, GS and CPI of every MIDI file in a folder")
-    evaluate.add_argument("--midi", required=True, help="folder of MIDI files (generated or training pieces)")
+    evaluate = commands.add_parser(
+        "evaluate", help="H1, H4, GS, CPI and SI of every MIDI file in a folder; with --reference, Yang & Lerch's "
+        "feature-distribution comparison (overlapping area, KL divergence) of two folders; with --sweep, a "
+        "Transformer-XL temperature x top-k grid")
+    evaluate.add_argument("--midi", help="folder of MIDI files (generated or training pieces)")
+    evaluate.add_argument("--reference", help="folder of reference MIDI files (e.g. held-out real pieces; with "
+                          "--sweep, the training pieces)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    evaluate.add_argument("--plot", help="with --reference: PNG of every feature's distance distributions")
+    evaluate.add_argument("--no-si", dest="structure", action="store_false",
+                          help="skip the SI (structureness) columns, the slow part (~3 s per 32-bar piece)")
+    evaluate.add_argument("--sweep", action="store_true",
+                          help="Transformer-XL: generate --num pieces per temperature x top-k and tabulate the "
+                          "metrics against --reference (seed 003: 20 pieces, T 0.8/1.0/1.2 x k 20/40/60)")
+    evaluate.add_argument("--run-dir", help="--sweep: the Transformer-XL run to sample")
+    evaluate.add_argument("--out", default="sweep", help="--sweep: where the generated MIDI goes")
+    evaluate.add_argument("--temperatures", type=_float_list, default=None, help="--sweep: e.g. 0.8,1.0,1.2")
+    evaluate.add_argument("--top-ks", type=_int_list, default=None, help="--sweep: e.g. 20,40,60")
+    evaluate.add_argument("--num", type=int, default=None, help="--sweep: pieces per setting (20)")
+    evaluate.add_argument("--bars", type=int, default=32, help="--sweep: bars per piece (32)")
+    evaluate.add_argument("--max-tokens", type=int, help="--sweep: token cap per piece (default bars x 256)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--checkpoint", help="--sweep: weights file or epoch number (default: the newest)")
 
     demo = commands.add_parser("demo", help="Essen folksongs shipped with music21 -> TFRecords -> a melody "
                                "MusicVAE trained for a few minutes -> MIDI/WAV/PNG samples (no download)")
@@ -246,11 +278,12 @@ def _generate(family: str, args) -> list[dict]:
         from musicgen_tf import txl_generation
 
         sampling = {"temperature": 1.2 if args.temperature is None else args.temperature,
-                    "top_k": 5 if args.top_k is None else args.top_k, **common}
+                    "top_k": 5 if args.top_k is None else args.top_k, "beam": args.beam, **common}
         if args.prompt:
             return txl_generation.continue_remi(args.run_dir, args.prompt, args.out, prompt_bars=args.prompt_bars,
                                                 bars=args.bars or 24, num=args.num or 1, **sampling)
-        return txl_generation.generate_remi(args.run_dir, args.out, num=args.num or 8, bars=args.bars or 32,
+        return txl_generation.generate_remi(args.run_dir, args.out, num=args.num or (1 if args.beam else 8),
+                                            bars=args.bars or 32,
                                             **sampling)
     temperature = 1.0 if args.temperature is None else args.temperature
     if family == "resnet_cvae":
@@ -267,7 +300,38 @@ def _generate(family: str, args) -> list[dict]:
                                label=args.label, **common)
 
 
+def run_evaluate(args) -> None:
+    if args.sweep:
+        if not (args.run_dir and args.reference):
+            raise MusicgenError("evaluate --sweep needs --run-dir (a Transformer-XL run) and --reference "
+                                "(training MIDI)")
+        from musicgen_tf import txl_sweep
+
+        result = txl_sweep.sweep(args.run_dir, args.reference, args.out,
+                                 temperatures=args.temperatures or txl_sweep.TEMPERATURES,
+                                 top_ks=args.top_ks or txl_sweep.TOP_KS, num=args.num or txl_sweep.PIECES,
+                                 bars=args.bars, seed=args.seed, max_tokens=args.max_tokens, structure=args.structure,
+                                 checkpoint=args.checkpoint)
+        txl_sweep.print_sweep(result, json_out=args.json)
+        return
+    if not args.midi:
+        raise MusicgenError("evaluate needs --midi DIR (or --sweep --run-dir R --reference DIR)")
+    if args.reference:
+        from musicgen_tf.music.evaluation_report import evaluate_reference_command
+
+        evaluate_reference_command(args.midi, args.reference, json_out=args.json, plot=args.plot)
+        return
+    if args.plot:
+        raise MusicgenError("--plot needs --reference (the distributions compare two folders)")
+    from musicgen_tf.txl_generation import evaluate_command
+
+    evaluate_command(args.midi, json_out=args.json, structure=args.structure)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The `musicgen` program (argv None: the process's own arguments, stderr filtered) or a call with argv."""
+    if argv is None:
+        quiet.install_stderr_filter()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command not in ("preprocess", "demo"):
@@ -286,11 +350,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "studio":
             from musicgen_tf.studio.launch import run_studio
 
-            run_studio(args)
+            return run_studio(args)
         elif args.command == "evaluate":
-            from musicgen_tf.txl_generation import evaluate_command
-
-            evaluate_command(args.midi, json_out=args.json)
+            run_evaluate(args)
         else:
             run_generation(args)
     except (MusicgenError, ValueError, FileNotFoundError) as error:

@@ -26,6 +26,10 @@ class TrainConfig:
     optimizer: str = "adam"  # adam | adamw
     weight_decay: float = 0.0
     clip_norm: float | None = 1.0
+    # Magenta's `grad_norm_clip_to_zero`: a step whose gradients' global norm is >= this (or not finite) applies
+    # all-zero gradients instead (Adam still steps, its moments decay).  None: off.
+    grad_norm_clip_to_zero: float | None = None
+    adam_epsilon: float = 1e-7  # Keras' default; TF1's AdamOptimizer (Magenta) uses 1e-8
     gradient_accumulation: int = 1  # optimizer steps apply the mean gradient of this many batches
     total_steps: int = 50_000
     steps_per_epoch: int = 500  # also the checkpoint period: resume restarts at the last finished epoch
@@ -34,6 +38,14 @@ class TrainConfig:
     num_samples: int = 4
     shuffle_buffer: int = 10_000
     seed: int = 1234
+    warmup_steps: int = 0  # linear warm-up from 0 to the schedule's rate over this many steps
+    mixed_precision: str = "off"  # off | on | auto (on where a GPU is visible); `--mixed-precision` overrides it
+    # REMI token models: train on windows of this many tokens every `window_stride` (0 = whole pieces), and
+    # augment the training windows (pitch shift of up to +-N semitones, tempo factor in [1/x, x]; 0 / 1.0 = off)
+    window_tokens: int = 0
+    window_stride: int = 0
+    augment_pitch_shift: int = 0
+    augment_tempo_stretch: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +60,9 @@ class Preset:
     tiny_train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     label: str | None = None  # optional conditioning label (manifest label name), e.g. "primary_style"
     description: str = ""
+    # Training-batch augmentation (Magenta's `note_sequence_augmenter`), e.g. {"transpose_range": (-5, 5)};
+    # never applied to validation, evaluation or export (see musicgen_tf.tfrecords.augment).
+    augmentation: Mapping[str, Any] | None = None
 
     def resolved(self, tiny: bool = False, **train_overrides) -> "Preset":
         """This preset with the tiny overrides applied (if asked) and training overrides (None = keep)."""
@@ -60,7 +75,8 @@ class Preset:
     def to_json(self) -> dict:
         return {"name": self.name, "family": self.family, "representation": self.representation,
                 "converter_params": dict(self.converter_params), "model": dict(self.model),
-                "train": dataclasses.asdict(self.train), "label": self.label, "description": self.description}
+                "train": dataclasses.asdict(self.train), "label": self.label, "description": self.description,
+                "augmentation": None if self.augmentation is None else dict(self.augmentation)}
 
 
 def _frozen(**kwargs) -> Mapping[str, Any]:
@@ -71,8 +87,11 @@ _VAE_TINY = _frozen(encoder_units=(32,), decoder_units=(32, 32), conductor_units
                     embedding_dim=16)
 _TINY_TRAIN = _frozen(batch_size=16, total_steps=200, steps_per_epoch=50, sample_every_epochs=2, num_samples=2,
                       shuffle_buffer=1000)
+# Magenta's music_vae_train: clip_mode "global_norm" (grad_clip 1.0), gradients zeroed at global norm >= 10,000,
+# tf.compat.v1.train.AdamOptimizer (epsilon 1e-8).
+_MAGENTA_OPTIMIZER = _frozen(clip_norm=1.0, grad_norm_clip_to_zero=10_000.0, adam_epsilon=1e-8)
 _MAGENTA_TRAIN = TrainConfig(batch_size=512, learning_rate=1e-3, decay_rate=0.9999, min_learning_rate=1e-5,
-                             total_steps=200_000, steps_per_epoch=1000)
+                             total_steps=200_000, steps_per_epoch=1000, **_MAGENTA_OPTIMIZER)
 
 PRESETS: dict[str, Preset] = {}
 
@@ -84,23 +103,27 @@ def register(preset: Preset) -> Preset:
     return preset
 
 
+_MEL_PROGRAMS = list(range(32))  # Magenta's MEL_PROGRAMS: piano, chromatic percussion, organ, guitar
+
 register(Preset(
     name="cat-mel_2bar", family="music_vae", representation="melody",
-    converter_params=_frozen(slice_bars=2, steps_per_quarter=4),
+    converter_params=_frozen(slice_bars=2, steps_per_quarter=4, valid_programs=_MEL_PROGRAMS),
     model=_frozen(encoder_units=(512,), decoder="flat", decoder_units=(256, 256), latent_dim=256,
                   embedding_dim=64, free_bits=0.0, max_beta=0.2, beta_rate=0.99999, dropout=0.0,
                   sampling_schedule="inverse_sigmoid", sampling_rate=1000.0),
     train=_MAGENTA_TRAIN, tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
+    augmentation=_frozen(transpose_range=(-5, 5)),  # Magenta: NoteSequenceAugmenter(transpose_range=(-5, 5))
     description="2-bar melody MusicVAE, flat LSTM decoder (Magenta cat-mel_2bar_small)"))
 
 register(Preset(
     name="cat-mel_2bar_cpu", family="music_vae", representation="melody",
-    converter_params=_frozen(slice_bars=2, steps_per_quarter=4),
+    converter_params=_frozen(slice_bars=2, steps_per_quarter=4, valid_programs=_MEL_PROGRAMS),
     # No scheduled sampling: over 1,500 steps Magenta's inverse_sigmoid(1000) stays below p = 0.005.
     model=_frozen(encoder_units=(256,), decoder="flat", decoder_units=(256,), latent_dim=64, embedding_dim=32,
                   free_bits=0.0, max_beta=0.2, beta_rate=0.999, dropout=0.0),
     train=TrainConfig(batch_size=64, learning_rate=2e-3, decay_rate=0.999, min_learning_rate=1e-4,
-                      total_steps=1500, steps_per_epoch=250, sample_every_epochs=2, num_samples=4),
+                      total_steps=1500, steps_per_epoch=250, sample_every_epochs=2, num_samples=4,
+                      **_MAGENTA_OPTIMIZER),
     tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
     description="2-bar melody MusicVAE sized to train in minutes on a CPU (the demo's model)"))
 
@@ -121,6 +144,19 @@ register(Preset(
                   sampling_schedule="inverse_sigmoid", sampling_rate=1000.0),
     train=_MAGENTA_TRAIN, tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
     description="2-bar drum MusicVAE on Magenta's 9-class drum map (cat-drums_2bar_small)"))
+
+# Seed 001's own system: the hierarchical MusicVAE on 16-bar Groove drum sequences, with the seed's sizes
+# (2-layer BiLSTM encoder 2048, z 512, conductor 2 x 1024, decoder 2 x 1024) on Magenta's 9-class drum tokens
+# (roll inputs, as cat-drums_2bar).  The seed leaves the loss open: Magenta's 16-bar settings (free bits 256,
+# max beta 0.2, no annealing) and Magenta's optimizer.
+register(Preset(
+    name="hierdec-drums_16bar", family="music_vae", representation="drums",
+    converter_params=_frozen(slice_bars=16, steps_per_quarter=4, roll_input=True),
+    model=_frozen(encoder_units=(2048, 2048), decoder="hierarchical", conductor_units=(1024, 1024),
+                  decoder_units=(1024, 1024), level_lengths=(16, 16), latent_dim=512,
+                  free_bits=256.0, max_beta=0.2, beta_rate=0.0, dropout=0.0),
+    train=_MAGENTA_TRAIN, tiny_model=_VAE_TINY, tiny_train=_TINY_TRAIN,
+    description="16-bar drum MusicVAE with the hierarchical conductor decoder on Groove MIDI (seed 001)"))
 
 for _bars in (2, 4):
     register(Preset(
@@ -218,19 +254,23 @@ register(Preset(
                 "STFT loss next to the waveform loss"))
 
 
-# ---- Transformer-XL (issue 5)
+# ---- Transformer-XL (issue 5, issue 17 part 3)
 # Seed 003 / YatingMusic/remi: REMI + Transformer-XL, 12 layers, d_model 512, 8 heads, d_inner 2048, dropout 0.1,
-# segment (x_len) 512, memory 512, Adam lr 2e-4.  Batch 4 pieces, constant lr and clip norm 1.0 are ours.  Default
-# REMI converter parameters (16 positions per 4/4 bar, chords from markers or the paper's recogniser).
+# segment (x_len) 512, memory 512.  Training regime of seed 003's config: Adam 1e-4 after 1,000 linear warm-up
+# steps, batch 16, windows of 512 tokens every 256 tokens, fp16 (here: mixed precision where a GPU is visible),
+# gradient clip 1.0, pitch-shift (+-6) and time-stretch augmentation (the seed names no stretch range: +-20% is
+# ours).  Default REMI converter parameters (16 positions per 4/4 bar, chords from markers or the recogniser).
 register(Preset(
     name="remi_txl_pop", family="transformer_xl", representation="remi", converter_params=_frozen(),
     model=_frozen(num_layers=12, d_model=512, num_heads=8, d_inner=2048, dropout=0.1, dropatt=0.0,
                   segment_len=512, mem_len=512, sample_bars=4, sample_max_tokens=512),
-    train=TrainConfig(batch_size=4, learning_rate=2e-4, lr_schedule="constant", clip_norm=1.0,
+    train=TrainConfig(batch_size=16, learning_rate=1e-4, lr_schedule="constant", warmup_steps=1000, clip_norm=1.0,
                       total_steps=100_000, steps_per_epoch=500, sample_every_epochs=5, num_samples=2,
-                      shuffle_buffer=2000),
+                      shuffle_buffer=2000, mixed_precision="auto", window_tokens=512, window_stride=256,
+                      augment_pitch_shift=6, augment_tempo_stretch=1.2),
     tiny_model=_frozen(num_layers=2, d_model=32, num_heads=2, d_inner=64, segment_len=32, mem_len=32,
                        sample_bars=2, sample_max_tokens=64),
-    tiny_train=_frozen(batch_size=2, learning_rate=1e-3, total_steps=20, steps_per_epoch=5, sample_every_epochs=1,
-                       num_samples=2, shuffle_buffer=100),
+    tiny_train=_frozen(batch_size=2, learning_rate=1e-3, warmup_steps=0, total_steps=20, steps_per_epoch=5,
+                       sample_every_epochs=1, num_samples=2, shuffle_buffer=100, window_tokens=64,
+                       window_stride=32),
     description="Pop Music Transformer: REMI tokens + Transformer-XL with segment memory (seed 003)"))

@@ -24,10 +24,14 @@ def render_pieces(pieces, out_dir: str, prefix: str, representation: str = "") -
     """Write `<prefix>-NN.{mid,wav,png}` (+ `.musicxml` for monophonic representations) per piece."""
     from musicgen_tf.music import render
 
+    from tqdm import tqdm
+
     out = Path(os.path.expanduser(out_dir))
     out.mkdir(parents=True, exist_ok=True)
+    progress = tqdm(list(enumerate(pieces)), desc=f"writing {prefix}s", unit="piece", leave=False,
+                    disable=len(pieces) < 4)
     return [render.render_all(piece, out, f"{prefix}-{index:02d}", musicxml=representation in MONOPHONIC)
-            for index, piece in enumerate(pieces)]
+            for index, piece in progress]
 
 
 def generate(run_dir: str, out_dir: str, num: int = 8, temperature: float = 1.0, seed: int | None = None,
@@ -36,7 +40,7 @@ def generate(run_dir: str, out_dir: str, num: int = 8, temperature: float = 1.0,
     run = load_trained_model(run_dir, checkpoint)
     seed_pair = None if seed is None else [seed, 0]
     outputs = run.model.sample(num, temperature=temperature, seed=seed_pair, labels=run.label_ids(label, num))
-    pieces = [run.converter.from_example(example) for example in outputs_to_examples(outputs)]
+    pieces = [run.converter.render_output(example) for example in outputs_to_examples(outputs)]
     return render_pieces(pieces, out_dir, "sample", run.preset.representation)
 
 
@@ -75,7 +79,7 @@ def interpolate(run_dir: str, midi_a: str, midi_b: str, out_dir: str, steps: int
     run = load_trained_model(run_dir, checkpoint)
     a, b = (_batch([_first_example(run.converter, path)]) for path in (midi_a, midi_b))
     outputs = run.model.interpolate(a, b, steps)
-    pieces = [run.converter.from_example(example) for example in outputs_to_examples(outputs)]
+    pieces = [run.converter.render_output(example) for example in outputs_to_examples(outputs)]
     return render_pieces(pieces, out_dir, "interpolation", run.preset.representation)
 
 
@@ -86,6 +90,6 @@ def reconstruct(run_dir: str, midi: str, out_dir: str, temperature: float = 0.0,
     example = _batch([_first_example(run.converter, midi)])
     z_mean, _ = run.model.encode(example)
     outputs = run.model.decode(z_mean, temperature=temperature)
-    pieces = [run.converter.from_example(example) for example in outputs_to_examples(outputs)]
+    pieces = [run.converter.render_output(example) for example in outputs_to_examples(outputs)]
     original = run.converter.from_example({k: v[0] for k, v in example.items()})
     return render_pieces([original] + pieces, out_dir, "reconstruction", run.preset.representation)

@@ -32,22 +32,29 @@ def _seed(seed: int | None, index: int):
 
 def generate_remi(run_dir: str, out_dir: str, num: int = 1, bars: int = 32, temperature: float = 1.2,
                   top_k: int = 5, seed: int | None = None, max_tokens: int | None = None,
-                  checkpoint: str | None = None) -> list[dict]:
+                  checkpoint: str | None = None, beam: int = 0) -> list[dict]:
     """Task 1: `num` pieces of `bars` bars from a lone Bar token.  Returns one {"mid", "wav", "png"} per piece.
-    Defaults follow the paper's code (temperature 1.2, top-k 5)."""
+    Defaults follow the paper's code (temperature 1.2, top-k 5); `beam` > 0: the `num` best of that many beams
+    (temperature and top-k unused)."""
     run = _txl_run(run_dir, checkpoint)
     max_tokens = max_tokens or bars * TOKENS_PER_BAR_CAP
-    tokens = run.model.generate(bars, temperature=temperature, top_k=top_k, seed=_seed(seed, 0),
-                                max_tokens=max_tokens, num=num)
+    if beam:
+        from musicgen_tf.models import txl_beam
+
+        tokens = txl_beam.generate(run.model, bars, beam, max_tokens=max_tokens, num=num)
+    else:
+        tokens = run.model.generate(bars, temperature=temperature, top_k=top_k, seed=_seed(seed, 0),
+                                    max_tokens=max_tokens, num=num)
     pieces = [run.converter.from_example({"tokens": row}) for row in tokens]
     return render_pieces(pieces, out_dir, "sample")
 
 
 def continue_remi(run_dir: str, prompt_midi: str, out_dir: str, prompt_bars: int = 8, bars: int = 24,
                   num: int = 1, temperature: float = 1.2, top_k: int = 5, seed: int | None = None,
-                  max_tokens: int | None = None, checkpoint: str | None = None) -> list[dict]:
-    """Task 2: the first `prompt_bars` bars of `prompt_midi`, kept exactly, then `bars` generated bars.
-    Writes the prompt alone (`prompt-00`) and each continuation (`continuation-NN`, prompt included)."""
+                  max_tokens: int | None = None, checkpoint: str | None = None, beam: int = 0) -> list[dict]:
+    """Task 2: the first `prompt_bars` bars of `prompt_midi`, kept exactly, then `bars` generated bars (`beam` > 0:
+    beam search).  Writes the prompt alone (`prompt-00`) and each continuation (`continuation-NN`, prompt
+    included)."""
     from musicgen_tf.music.midi_io import midi_file_to_note_sequence
 
     run = _txl_run(run_dir, checkpoint)
@@ -57,8 +64,13 @@ def continue_remi(run_dir: str, prompt_midi: str, out_dir: str, prompt_bars: int
         raise MusicgenError(f"{prompt_midi}: cannot be used as a REMI prompt: {error.reason}") from None
     prompt = run.converter.first_bars(ids, prompt_bars)
     max_tokens = max_tokens or len(prompt) + bars * TOKENS_PER_BAR_CAP
-    tokens = run.model.continue_tokens(prompt, bars, temperature=temperature, top_k=top_k, seed=_seed(seed, 1),
-                                       max_tokens=max_tokens, num=num)
+    if beam:
+        from musicgen_tf.models import txl_beam
+
+        tokens = txl_beam.continue_tokens(run.model, prompt, bars, beam, max_tokens=max_tokens, num=num)
+    else:
+        tokens = run.model.continue_tokens(prompt, bars, temperature=temperature, top_k=top_k,
+                                           seed=_seed(seed, 1), max_tokens=max_tokens, num=num)
     prompt_piece = run.converter.from_example({"tokens": prompt})
     pieces = [run.converter.from_example({"tokens": row}) for row in tokens]
     return render_pieces([prompt_piece], out_dir, "prompt") + render_pieces(pieces, out_dir, "continuation")
@@ -68,12 +80,12 @@ def _clean(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def evaluate_command(midi_dir: str, json_out: bool = False) -> dict:
-    """Print H1/H4/GS/CPI per file and their mean (or, with `json_out`, one JSON document); returns the result."""
+def evaluate_command(midi_dir: str, json_out: bool = False, structure: bool = True) -> dict:
+    """Print H1/H4/GS/CPI/SI per file and their mean (or, with `json_out`, one JSON document); returns the result."""
     from musicgen_tf.music.metrics import METRICS, evaluate_midi_dir
 
     try:
-        result = evaluate_midi_dir(midi_dir)
+        result = evaluate_midi_dir(midi_dir, structure=structure)
     except FileNotFoundError as error:
         raise MusicgenError(str(error)) from None
     if not result["files"]:

@@ -85,8 +85,9 @@ def write_bad_midis(folder: Path) -> dict[str, str]:
             "many_tracks.mid": "too many tracks"}
 
 
-def make_groove(root: Path) -> Path:
-    """groove/info.csv + drummerN/sessionM/*.mid, one file per split plus a missing and a garbage file."""
+def make_groove(root: Path, bars: int = 4) -> Path:
+    """groove/info.csv + drummerN/sessionM/*.mid (`bars` bars of a beat each), one file per split plus a missing and
+    a garbage file."""
     rows = []
     specs = [("drummer1", "drummer1/session1", "funk/groove1", 120, "train"),
              ("drummer1", "drummer1/session1", "rock", 100, "train"),
@@ -94,7 +95,7 @@ def make_groove(root: Path) -> Path:
              ("drummer3", "drummer3/eval_session", "latin", 90, "test")]
     for index, (drummer, session, style, bpm, split) in enumerate(specs, start=1):
         name = f"{session}/{index}_{style.split('/')[0]}_{bpm}_beat_4-4.mid"
-        write_midi(root / name, drum_notes(4, bpm), tempo=bpm, is_drum=True)
+        write_midi(root / name, drum_notes(bars, bpm), tempo=bpm, is_drum=True)
         rows.append([drummer, session, f"{session}/{index}", style, bpm, "beat", "4-4", name,
                      name.replace(".mid", ".wav"), 8.0, split])
     (root / "drummer1/session1").mkdir(parents=True, exist_ok=True)

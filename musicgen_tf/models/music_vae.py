@@ -12,8 +12,13 @@ Behavioural reference: Magenta's `magenta/models/music_vae/{base_model,lstm_mode
 
 Two output kinds:
 - `"categorical"`: one token per step (melody: 90 classes; drums: 512 bit-packed class sets), softmax cross-entropy.
-  With `drum_roll_input`, the LSTMs read the token's drum bits (C classes + a silence bit, computed in-graph with
-  `tf.bitwise`) instead of an embedding of 2**C classes, as Magenta's `roll_input=True`.
+  The LSTMs read the token's one-hot vector (looked up, not multiplied: `OneHotTokens`).  With `drum_roll_input`
+  the encoder reads the token's drum bits instead (C classes + a silence bit, computed in-graph with `tf.bitwise`)
+  while the decoder still reads the previous token's one-hot, as Magenta's `roll_input=True`.
+
+The LSTMs are Magenta's `LSTMBlockCell` (gate columns i, c, f, o, a fixed forget bias of 1.0, (c, h) state tuples
+for the initial-state projections); `cell="keras"`, `input_encoding="embedding"` and `decoder_roll_input=True`
+are our variants (see `MusicVAE`).
 - `"groove"`: GrooVAE's per-step (hits, velocities, offsets) for C drum classes; D = 3C outputs activated with
   sigmoid / sigmoid / tanh, loss = sigmoid cross-entropy on hits + squared error on velocities and offsets, summed
   over classes and time.  As Magenta's `GrooveLstmDecoder`, the squared errors are *not* masked by the hits (the
@@ -126,30 +131,38 @@ def slerp(p0, p1, t):
 # matmul, the loop only does `h @ recurrent_kernel`, and a hand-written backward loop collects the gate gradients so
 # that the kernel gradients are again single matmuls over all steps.
 
-def _gates_forward(projected, recurrent, c):
-    """One step's input and recurrent pre-activations [N, 4H] and cell c [N, H] -> (h, new c, gates [N, 4H])."""
+def _gates_forward(projected, recurrent, c, block=False):
+    """One step's input and recurrent pre-activations [N, 4H] and cell c [N, H] -> (h, new c, gates [N, 4H]).
+
+    block: the pre-activation columns are in `LSTMBlockCell` order (i, c, f, o) instead of Keras' (i, f, c, o); the
+    forget bias is already in `projected`.  The returned gates are (i, f, c, o) in either case.
+    """
     i, f, g, o = tf.split(projected + recurrent, 4, axis=-1)
+    if block:
+        g, f = f, g
     i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
     c = f * c + i * g
     return o * tf.tanh(c), c, tf.concat([i, f, g, o], axis=-1)
 
 
-def _gates_backward(gates, c, previous_c, d_h, d_h_output, d_c):
+def _gates_backward(gates, c, previous_c, d_h, d_h_output, d_c, block=False):
     """One step back through `_gates_forward` (d_h from the next step, d_h_output from this step's output)
-    -> (d_z [N, 4H], d_c of the previous step [N, H])."""
+    -> (d_z [N, 4H] in the kernel's column order, d_c of the previous step [N, H])."""
     i, f, g, o = tf.split(gates, 4, axis=-1)
     tanh_c = tf.tanh(c)
     d_h = d_h + d_h_output
     d_c = d_c + d_h * o * (1.0 - tf.square(tanh_c))
-    d_z = tf.concat([d_c * g * i * (1.0 - i), d_c * previous_c * f * (1.0 - f),
-                     d_c * i * (1.0 - tf.square(g)), d_h * tanh_c * o * (1.0 - o)], axis=-1)
+    d_i, d_f = d_c * g * i * (1.0 - i), d_c * previous_c * f * (1.0 - f)
+    d_g, d_o = d_c * i * (1.0 - tf.square(g)), d_h * tanh_c * o * (1.0 - o)
+    d_z = tf.concat([d_i, d_g, d_f, d_o] if block else [d_i, d_f, d_g, d_o], axis=-1)
     return d_z, d_c * f
 
 
-def _make_recurrence(gates_forward, gates_backward, reverse):
+def _make_recurrence(gates_forward, gates_backward, reverse, block):
     """The fused recurrence (with its hand-written gradient) around the given gate functions.
 
     reverse: walk the steps from last to first (a backward-direction LSTM) by indexing, not by reversing tensors.
+    block: `LSTMBlockCell` gate order (see `_gates_forward`).
     """
 
     @tf.custom_gradient
@@ -162,7 +175,7 @@ def _make_recurrence(gates_forward, gates_backward, reverse):
 
         def forward(k, h, c, hs, cs, gates):
             t = order[k]
-            h, c, gate = gates_forward(projected[t], tf.matmul(h, recurrent_kernel), c)
+            h, c, gate = gates_forward(projected[t], tf.matmul(h, recurrent_kernel), c, block)
             return k + 1, h, c, hs.write(t, h), cs.write(k + 1, c), gates.write(k, gate)
 
         # cs[k + 1] is the cell after the k-th step and cs[0] = c0; gates[k] are the k-th step's gates.  Both stay
@@ -183,7 +196,7 @@ def _make_recurrence(gates_forward, gates_backward, reverse):
 
             def step(k, d_h, d_c, d_zs):
                 t = order[k]
-                d_z, d_c = gates_backward(gates.read(k), cs.read(k + 1), cs.read(k), d_h, d_hs[t], d_c)
+                d_z, d_c = gates_backward(gates.read(k), cs.read(k + 1), cs.read(k), d_h, d_hs[t], d_c, block)
                 return k - 1, tf.matmul(d_z, recurrent_t), d_c, d_zs.write(t, d_z)
 
             d_zs = tf.TensorArray(projected.dtype, size=steps, element_shape=projected[0].shape)
@@ -204,15 +217,39 @@ def _make_recurrence(gates_forward, gates_backward, reverse):
 # Training compiles each step's gate arithmetic with XLA: one fused kernel instead of ~12 small ops per step.
 # Inference keeps plain ops, so SavedModels need no XLA in the serving binary.
 _XLA_GATES = (tf.function(_gates_forward, jit_compile=True), tf.function(_gates_backward, jit_compile=True))
-_RECURRENCES = {(xla, reverse): _make_recurrence(*(_XLA_GATES if xla else (_gates_forward, _gates_backward)),
-                                                 reverse=reverse)
-                for xla in (False, True) for reverse in (False, True)}
+_RECURRENCES = {(xla, reverse, block): _make_recurrence(*(_XLA_GATES if xla else (_gates_forward, _gates_backward)),
+                                                        reverse=reverse, block=block)
+                for xla in (False, True) for reverse in (False, True) for block in (False, True)}
+
+# Magenta's `LSTMBlockCell` (TF's LSTMBlockCell op): kernel [F + H, 4H] over [x, h], columns (i, c, f, o), and a
+# fixed forget bias of 1.0 added to the f pre-activation.  Its state is the tuple (c, h).
+KERAS_CELL, BLOCK_CELL = "keras", "lstm_block"
+BLOCK_FORGET_BIAS = 1.0
+
+
+def _effective_bias(bias, block):
+    """The bias the gates see: with `block`, plus the fixed forget bias on the f columns (the third quarter)."""
+    if not block:
+        return bias
+    units = bias.shape[0] // 4
+    return bias + tf.constant([0.0] * (2 * units) + [BLOCK_FORGET_BIAS] * units + [0.0] * units, bias.dtype)
+
+
+def lstm_step(lstm, x, state, block=False):
+    """One step of a built `keras.layers.LSTM`'s weights: x [N, F], state [h, c] -> (h [N, H], [h, c])."""
+    cell = lstm.cell
+    dtype = x.dtype
+    projected = tf.matmul(x, tf.cast(cell.kernel, dtype)) + _effective_bias(tf.cast(cell.bias, dtype), block)
+    h, c = (tf.cast(s, dtype) for s in state)
+    h, c, _ = _gates_forward(projected, tf.matmul(h, tf.cast(cell.recurrent_kernel, dtype)), c, block)
+    return h, [h, c]
 
 
 class TokenInputs(NamedTuple):
     """An LSTM input that is a lookup: `ids` int [N, T] (or time-major [T, N]) into `table` float [V, F], whose row
     v holds the features of token v.  `run_lstm` projects the V rows once and looks the projections up, instead of
-    projecting all N * T steps (and differentiating that matmul twice)."""
+    projecting all N * T steps (and differentiating that matmul twice).
+    """
     ids: tf.Tensor
     table: tf.Tensor
 
@@ -221,13 +258,25 @@ class TokenInputs(NamedTuple):
         return tf.gather(self.table, self.ids)
 
     def time_major(self):
-        return TokenInputs(tf.transpose(self.ids), self.table)
+        return self._replace(ids=tf.transpose(self.ids))
+
+    def project(self, kernel):
+        """The projections of the table's rows, [V, 4H], by a kernel [F, 4H]."""
+        return tf.matmul(self.table, kernel)
 
     def previous(self):
         """A teacher-forced decoder's input: zeros at step 0 (a new all-zero row), then the token of the step before."""
         start = tf.shape(self.table)[0]
-        return TokenInputs(tf.pad(self.ids[:, :-1], [[0, 0], [1, 0]], constant_values=start),
-                           tf.pad(self.table, [[0, 1], [0, 0]]))
+        return self._replace(ids=tf.pad(self.ids[:, :-1], [[0, 0], [1, 0]], constant_values=start),
+                             table=tf.pad(self.table, [[0, 1], [0, 0]]))
+
+
+class OneHotTokens(TokenInputs):
+    """TokenInputs whose table is the identity (Magenta's one-hot inputs), possibly followed by an all-zero start
+    row: the projection of row v is row v of the kernel, so there is no matmul at all."""
+
+    def project(self, kernel):
+        return tf.pad(kernel, [[0, tf.shape(self.table)[0] - tf.shape(kernel)[0]], [0, 0]])
 
 
 def _time_major(x):
@@ -258,22 +307,23 @@ def concurrent_chains() -> int:
     return 1 if tf.config.list_physical_devices("GPU") else 2
 
 
-def run_lstm(lstm, x, initial_state, constant=None, reverse=False, training=False):
+def run_lstm(lstm, x, initial_state, constant=None, reverse=False, training=False, block=False):
     """Teacher-forced run of a built `keras.layers.LSTM`'s weights over a time-major sequence.
 
     x float [T, N, F] or TokenInputs (ids [T, N]); initial_state [h, c], each [N, H] (or None: zeros); constant
     float [N, E] or None: a per-sequence input appended to every step (the layer's kernel is [F + E, 4H]),
     projected once instead of T times.  reverse: run from the last step to the first (outputs stay in input
-    order).  training: use the XLA-compiled gate arithmetic.
+    order).  training: use the XLA-compiled gate arithmetic.  block: the weights are in `LSTMBlockCell` layout
+    (gate order i, c, f, o and a fixed forget bias of 1.0; see `_gates_forward`).
     Returns (h of every step [T, N, H], final h [N, H], final c [N, H]).
     """
     cell = lstm.cell
     tokens = isinstance(x, TokenInputs)
     dtype = x.table.dtype if tokens else x.dtype
-    kernel, bias = tf.cast(cell.kernel, dtype), tf.cast(cell.bias, dtype)
+    kernel, bias = tf.cast(cell.kernel, dtype), _effective_bias(tf.cast(cell.bias, dtype), block)
     step_kernel, constant_kernel = tf.split(kernel, [(x.table if tokens else x).shape[-1], -1])
     if tokens:
-        projected = tf.gather(tf.matmul(x.table, step_kernel), x.ids)
+        projected = tf.gather(x.project(step_kernel), x.ids)
     else:
         projected = tf.einsum("tnf,fg->tng", x, step_kernel)
     if constant is None:
@@ -284,7 +334,7 @@ def run_lstm(lstm, x, initial_state, constant=None, reverse=False, training=Fals
         zeros = tf.zeros([tf.shape(projected)[1], cell.units], dtype)
         initial_state = [zeros, zeros]
     h0, c0 = (tf.cast(s, dtype) for s in initial_state)
-    return _RECURRENCES[training, reverse](projected, h0, c0, tf.cast(cell.recurrent_kernel, dtype))
+    return _RECURRENCES[training, reverse, block](projected, h0, c0, tf.cast(cell.recurrent_kernel, dtype))
 
 
 def _batch_slices(chains, x, states, constant):
@@ -308,29 +358,30 @@ def _batch_slices(chains, x, states, constant):
 # -- layers -----------------------------------------------------------------------------------------------------------
 
 class StepFeatures(keras.layers.Layer):
-    """What an LSTM reads for one step of the sequence (shared by encoder and decoder).
+    """What an LSTM reads for one step of the sequence.
 
-    categorical:          tokens int [...] -> embedding float [..., embedding_dim]
-    categorical + roll:   tokens int [...] -> [C drum bits, silence bit (, end-token bit)] float [..., C + 1 (+1)]
-    groove:               [hits | velocities | offsets] float [..., 3C] -> unchanged
+    mode "one_hot":   tokens int [...] -> one-hot float [..., vocab_size]            (Magenta's inputs)
+    mode "embedding": tokens int [...] -> learned embedding float [..., embedding_dim]  (ours, an option)
+    mode "roll":      tokens int [...] -> [C drum bits, silence bit (, end-token bit)] float [..., C + 1 (+1)]
+                      (Magenta's `roll_input=True` encoder input, computed in-graph with `tf.bitwise`)
+    mode "groove":    [hits | velocities | offsets] float [..., 3C] -> unchanged
     """
 
-    def __init__(self, output_kind, vocab_size, num_classes, drum_roll_input, embedding_dim, **kwargs):
+    MODES = ("one_hot", "embedding", "roll", "groove")
+
+    def __init__(self, mode, vocab_size, num_classes, embedding_dim, **kwargs):
         super().__init__(**kwargs)
-        self.output_kind, self.vocab_size, self.num_classes = output_kind, vocab_size, num_classes
-        self.drum_roll_input, self.embedding_dim = drum_roll_input, embedding_dim
-        self.has_end_bit = drum_roll_input and vocab_size > 2 ** num_classes
-        self.embedding = None
-        if output_kind == CATEGORICAL and not drum_roll_input:
-            self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="token_embedding")
+        if mode not in self.MODES:
+            raise ValueError(f"StepFeatures mode must be one of {self.MODES}, got {mode!r}")
+        self.mode, self.vocab_size, self.num_classes, self.embedding_dim = mode, vocab_size, num_classes, embedding_dim
+        self.has_end_bit = mode == "roll" and vocab_size > 2 ** num_classes
+        self.embedding = (keras.layers.Embedding(vocab_size, embedding_dim, name="token_embedding")
+                          if mode == "embedding" else None)
 
     @property
     def depth(self) -> int:
-        if self.output_kind == GROOVE:
-            return 3 * self.num_classes
-        if self.drum_roll_input:
-            return self.num_classes + 1 + self.has_end_bit
-        return self.embedding_dim
+        return {"one_hot": self.vocab_size, "embedding": self.embedding_dim,
+                "roll": self.num_classes + 1 + self.has_end_bit, "groove": 3 * self.num_classes}[self.mode]
 
     def build(self, input_shape=None):
         if self.embedding is not None:
@@ -339,15 +390,18 @@ class StepFeatures(keras.layers.Layer):
     def lstm_inputs(self, x):
         """The LSTMs' input for x: categorical tokens as TokenInputs (ids into the features of every token), groove
         features as they are."""
-        if self.output_kind == GROOVE:
+        if self.mode == "groove":
             return self(x)
-        return TokenInputs(tf.cast(x, tf.int32), self(tf.range(self.vocab_size)))
+        kind = OneHotTokens if self.mode == "one_hot" else TokenInputs
+        return kind(tf.cast(x, tf.int32), self(tf.range(self.vocab_size)))
 
     def call(self, x):
-        if self.output_kind == GROOVE:
+        if self.mode == "groove":
             return tf.cast(x, self.compute_dtype)
-        if self.embedding is not None:
+        if self.mode == "embedding":
             return self.embedding(x)
+        if self.mode == "one_hot":
+            return tf.one_hot(tf.cast(x, tf.int32), self.vocab_size, dtype=self.compute_dtype)
         tokens = tf.cast(x, tf.int64)
         bits = tf.bitwise.bitwise_and(
             tf.bitwise.right_shift(tokens[..., None], tf.range(self.num_classes, dtype=tf.int64)), 1)
@@ -357,37 +411,63 @@ class StepFeatures(keras.layers.Layer):
         return tf.concat(columns, axis=-1)
 
 
+def _make_lstm(units, cell, name, return_state=False):
+    """A `keras.layers.LSTM` holding the weights `run_lstm` / `lstm_step` use (its own `call` is never run).
+
+    cell "lstm_block": Magenta's layout; the bias starts at 0 (the fixed forget bias does Keras' unit_forget_bias'
+    job) and `_init_block_kernels` gives kernel and recurrent kernel the Glorot-uniform range of Magenta's single
+    [F + H, 4H] kernel.
+    """
+    return keras.layers.LSTM(units, return_sequences=True, return_state=return_state,
+                             unit_forget_bias=cell == KERAS_CELL, name=name)
+
+
+def _init_block_kernels(lstm, input_depth, cell):
+    """Before building: Magenta's Glorot-uniform range for kernel and recurrent kernel of a "lstm_block" LSTM."""
+    if cell == BLOCK_CELL:
+        units = lstm.units
+        limit = math.sqrt(6.0 / (input_depth + units + 4 * units))
+        for attribute in ("kernel_initializer", "recurrent_initializer"):
+            setattr(lstm.cell, attribute, keras.initializers.RandomUniform(-limit, limit))
+
+
 class BidirectionalEncoder(keras.layers.Layer):
     """Stacked bidirectional LSTMs: float [B, T, F] or TokenInputs (ids [B, T]), plus an optional per-sequence
     constant [B, E] read at every step of the first layer -> concatenated final h of both directions,
     [B, 2 * units[-1]].
 
     `units` are per direction per layer (Magenta's `enc_rnn_size`); `dropout` is applied to every layer's input
-    (Magenta's `input_keep_prob = 1 - dropout`).
+    (Magenta's `input_keep_prob = 1 - dropout`), with a separate mask for each direction; `cell` is "lstm_block"
+    (Magenta's) or "keras".
     """
 
-    def __init__(self, units, dropout=0.0, **kwargs):
+    def __init__(self, units, dropout=0.0, cell=BLOCK_CELL, **kwargs):
         super().__init__(**kwargs)
-        self.units, self.dropout = tuple(units), dropout
+        self.units, self.dropout, self.cell = tuple(units), dropout, cell
+        self.block = cell == BLOCK_CELL
         self.dropouts = [keras.layers.Dropout(dropout, name=f"dropout_{i}") for i in range(len(self.units))]
-        self.layers = [keras.layers.Bidirectional(keras.layers.LSTM(u, return_sequences=True, return_state=True,
-                                                                    name=f"lstm_{i}"),
+        self.layers = [keras.layers.Bidirectional(_make_lstm(u, cell, f"lstm_{i}", return_state=True),
                                                   name=f"bilstm_{i}") for i, u in enumerate(self.units)]
 
     def build(self, input_shape):
         depth = input_shape[-1]
         for units, layer in zip(self.units, self.layers):
+            _init_block_kernels(layer.forward_layer, depth, self.cell)
+            _init_block_kernels(layer.backward_layer, depth, self.cell)
             layer.build((None, None, depth))
             depth = 2 * units
 
     def call(self, x, constant=None, training=False):
         x = _time_major(x)  # [T, B, ...]
         for dropout, layer in zip(self.dropouts, self.layers):
-            if training and self.dropout > 0:
-                x, constant = dropout(_with_constant(x, constant), training=training), None
+            x_fw = x_bw = x
+            if training and self.dropout > 0:  # each direction its own mask, as Magenta's per-cell DropoutWrapper
+                x_fw, x_bw = (dropout(_with_constant(x, constant), training=training) for _ in range(2))
+                constant = None
             # The two directions are independent chains already: they run side by side (see `concurrent_chains`).
-            forward, h_fw, _ = run_lstm(layer.forward_layer, x, None, constant, training=training)
-            backward, h_bw, _ = run_lstm(layer.backward_layer, x, None, constant, reverse=True, training=training)
+            forward, h_fw, _ = run_lstm(layer.forward_layer, x_fw, None, constant, training=training, block=self.block)
+            backward, h_bw, _ = run_lstm(layer.backward_layer, x_bw, None, constant, reverse=True, training=training,
+                                         block=self.block)
             x, constant = tf.concat([forward, backward], axis=-1), None
         return tf.concat([h_fw, h_bw], axis=-1)
 
@@ -396,7 +476,9 @@ class LstmStack(keras.layers.Layer):
     """Stacked unidirectional LSTMs whose initial state comes from an embedding (the decoder and the conductor).
 
     `initial_state(e)`:  float [N, E] -> per layer [h, c], each [N, units[i]]  (Dense + tanh, Magenta's
-                         `initial_cell_state_from_embedding`, kernel ~ N(0, 0.001))
+                         `initial_cell_state_from_embedding`, kernel ~ N(0, 0.001); its columns are
+                         (c_0, h_0, c_1, h_1, ...) for "lstm_block" cells as Magenta's (c, h) state tuples,
+                         (h_0, c_0, ...) for "keras" cells)
     `call(x, states, constant=None)`:  float [N, L, F] or TokenInputs (ids [N, L]) (+ float [N, E] read at every
                          step) -> float [N, L, units[-1]]
                          (teacher forcing; `run_lstm` over the `keras.layers.LSTM` weights)
@@ -404,12 +486,12 @@ class LstmStack(keras.layers.Layer):
                          one step; dropout on each layer's input when training, as `call`)
     """
 
-    def __init__(self, units, dropout=0.0, **kwargs):
+    def __init__(self, units, dropout=0.0, cell=BLOCK_CELL, **kwargs):
         super().__init__(**kwargs)
-        self.units, self.dropout = tuple(units), dropout
+        self.units, self.dropout, self.cell = tuple(units), dropout, cell
+        self.block = cell == BLOCK_CELL
         self.dropouts = [keras.layers.Dropout(dropout, name=f"dropout_{i}") for i in range(len(self.units))]
-        self.lstms = [keras.layers.LSTM(u, return_sequences=True, name=f"lstm_{i}")
-                      for i, u in enumerate(self.units)]
+        self.lstms = [_make_lstm(u, cell, f"lstm_{i}") for i, u in enumerate(self.units)]
         self.state_projection = keras.layers.Dense(
             2 * sum(self.units), activation="tanh", name="initial_state",
             kernel_initializer=keras.initializers.RandomNormal(stddev=0.001))
@@ -417,13 +499,15 @@ class LstmStack(keras.layers.Layer):
     def build(self, input_shape, embedding_shape):
         depth = input_shape[-1]
         for units, lstm in zip(self.units, self.lstms):
+            _init_block_kernels(lstm, depth, self.cell)
             lstm.build((None, None, depth))
             depth = units
         self.state_projection.build(embedding_shape)
 
     def initial_state(self, embedding):
         flat = tf.split(self.state_projection(embedding), [u for u in self.units for _ in range(2)], axis=-1)
-        return [flat[2 * i:2 * i + 2] for i in range(len(self.units))]
+        pairs = [flat[2 * i:2 * i + 2] for i in range(len(self.units))]
+        return [[h, c] for c, h in pairs] if self.block else [list(pair) for pair in pairs]
 
     def call(self, x, states, constant=None, training=False, chains=None):
         """chains: when training, run the batch as this many independent slices through all layers (default
@@ -440,15 +524,15 @@ class LstmStack(keras.layers.Layer):
         for dropout, lstm, state in zip(self.dropouts, self.lstms, states):
             if training and self.dropout > 0:  # per-step dropout masks, on the constant too
                 x, constant = dropout(_with_constant(x, constant), training=training), None
-            x, _, _ = run_lstm(lstm, x, state, constant, training=training)
+            x, _, _ = run_lstm(lstm, x, state, constant, training=training, block=self.block)
             constant = None
         return x
 
     def step(self, x, states, training=False):
         new_states = []
         for dropout, lstm, state in zip(self.dropouts, self.lstms, states):
-            x, state = lstm.cell(dropout(tf.cast(x, self.compute_dtype), training=training), state, training=False)
-            new_states.append(list(state))
+            x, state = lstm_step(lstm, dropout(tf.cast(x, self.compute_dtype), training=training), state, self.block)
+            new_states.append(state)
         return x, new_states
 
 
@@ -467,6 +551,14 @@ class MusicVAE(LossDictModel):
     Defaults are Magenta's `cat-mel_2bar_small`; `hierdec-mel_16bar` is `seq_len=256, encoder_units=(2048, 2048),
     latent_dim=512, decoder="hierarchical", conductor_units=(1024, 1024), decoder_units=(1024, 1024),
     level_lengths=(16, 16), free_bits=256, max_beta=0.2, beta_rate=0.0`.
+
+    The defaults are Magenta's network exactly (so `musicgen_tf.interop.magenta` can load its checkpoints):
+    `input_encoding="one_hot"` (tokens enter as one-hot vectors; looked up, never multiplied), `cell="lstm_block"`
+    (`LSTMBlockCell`: gates i, c, f, o, fixed forget bias 1.0, (c, h) initial-state columns), and with
+    `drum_roll_input` only the encoder reads the drum bits while the decoder reads the previous token's one-hot.
+    Our variants, off by default: `input_encoding="embedding"` (a learned `embedding_dim` embedding),
+    `cell="keras"` (Keras' gate order and unit forget bias), `decoder_roll_input=True` (the decoder reads the drum
+    bits too).
     """
 
     metric_names = ("loss", "reconstruction_loss", "kl", "beta", "accuracy")
@@ -475,7 +567,8 @@ class MusicVAE(LossDictModel):
                  encoder_units=(512,), latent_dim=256, decoder_units=(256, 256), decoder="flat",
                  conductor_units=(1024, 1024), level_lengths=None, embedding_dim=64, dropout=0.0, free_bits=0.0,
                  max_beta=0.2, beta_rate=0.99999, sampling_schedule="constant", sampling_rate=0.0, num_labels=0,
-                 label_dim=16, label_key="label", **kwargs):
+                 label_dim=16, label_key="label", input_encoding="one_hot", cell=BLOCK_CELL,
+                 decoder_roll_input=False, **kwargs):
         super().__init__(**kwargs)
         if output_kind not in (CATEGORICAL, GROOVE):
             raise ValueError(f"output_kind must be {CATEGORICAL!r} or {GROOVE!r}, got {output_kind!r}")
@@ -490,6 +583,12 @@ class MusicVAE(LossDictModel):
             if level_lengths is None or len(level_lengths) != 2 or level_lengths[0] * level_lengths[1] != seq_len:
                 raise ValueError(f"hierarchical decoder needs level_lengths (segments, steps) whose product is "
                                  f"seq_len={seq_len}, got {level_lengths}")
+        if input_encoding not in ("one_hot", "embedding"):
+            raise ValueError(f"input_encoding must be 'one_hot' or 'embedding', got {input_encoding!r}")
+        if cell not in (BLOCK_CELL, KERAS_CELL):
+            raise ValueError(f"cell must be {BLOCK_CELL!r} or {KERAS_CELL!r}, got {cell!r}")
+        if decoder_roll_input and not drum_roll_input:
+            raise ValueError("decoder_roll_input needs drum_roll_input")
         _check_sampling_schedule(sampling_schedule, float(sampling_rate))
         self.output_kind, self.vocab_size, self.num_classes = output_kind, int(vocab_size), int(num_classes)
         self.drum_roll_input, self.seq_len = bool(drum_roll_input), int(seq_len)
@@ -498,6 +597,7 @@ class MusicVAE(LossDictModel):
         self.conductor_units = tuple(conductor_units)
         self.level_lengths = None if level_lengths is None else tuple(int(n) for n in level_lengths)
         self.embedding_dim, self.dropout = int(embedding_dim), float(dropout)
+        self.input_encoding, self.cell, self.decoder_roll_input = input_encoding, cell, bool(decoder_roll_input)
         self.free_bits, self.max_beta, self.beta_rate = float(free_bits), float(max_beta), float(beta_rate)
         self.sampling_schedule, self.sampling_rate = sampling_schedule, float(sampling_rate)
         self.scheduled_sampling = not (sampling_schedule == "constant" and self.sampling_rate == 0.0)
@@ -506,22 +606,30 @@ class MusicVAE(LossDictModel):
         # (segments, steps per segment); the flat decoder is one segment of seq_len steps.
         self.segments, self.segment_len = self.level_lengths if decoder == "hierarchical" else (1, self.seq_len)
 
-        self.step_features = StepFeatures(output_kind, self.vocab_size, self.num_classes, self.drum_roll_input,
-                                          self.embedding_dim, name="step_features")
+        # What the encoder reads (`step_features`) and what the decoder reads of the previous step
+        # (`decoder_features`, the same layer when both read the same).
+        token_mode = GROOVE if output_kind == GROOVE else input_encoding
+        encoder_mode = "roll" if self.drum_roll_input else token_mode
+        decoder_mode = "roll" if self.decoder_roll_input else token_mode
+        self.step_features = StepFeatures(encoder_mode, self.vocab_size, self.num_classes, self.embedding_dim,
+                                          name="step_features")
+        self.decoder_features = (self.step_features if decoder_mode == encoder_mode else
+                                 StepFeatures(decoder_mode, self.vocab_size, self.num_classes, self.embedding_dim,
+                                              name="decoder_features"))
         self.label_embedding = (keras.layers.Embedding(self.num_labels, self.label_dim, name="label_embedding")
                                 if self.num_labels else None)
         # Posterior noise from a model-owned generator: its state is saved with the weights, so a resumed run
         # draws the same noise as an uninterrupted one.
         self.noise = keras.random.SeedGenerator(name="posterior_noise")
-        self.encoder = BidirectionalEncoder(self.encoder_units, self.dropout, name="encoder")
+        self.encoder = BidirectionalEncoder(self.encoder_units, self.dropout, cell, name="encoder")
         init = keras.initializers.RandomNormal(stddev=0.001)  # Magenta's encoder/mu and encoder/sigma
         self.z_mean_dense = keras.layers.Dense(self.latent_dim, kernel_initializer=init, dtype="float32",
                                                name="z_mean")
         self.z_sigma_dense = keras.layers.Dense(self.latent_dim, activation="softplus", kernel_initializer=init,
                                                 dtype="float32", name="z_sigma")
-        self.conductor = (LstmStack(self.conductor_units, self.dropout, name="conductor")
+        self.conductor = (LstmStack(self.conductor_units, self.dropout, cell, name="conductor")
                           if decoder == "hierarchical" else None)
-        self.decoder = LstmStack(self.decoder_units, self.dropout, name="decoder")
+        self.decoder = LstmStack(self.decoder_units, self.dropout, cell, name="decoder")
         self.output_projection = keras.layers.Dense(self.output_depth, dtype="float32", name="output_projection")
 
         if self.scheduled_sampling:
@@ -536,6 +644,7 @@ class MusicVAE(LossDictModel):
         label = self.label_dim if self.num_labels else 0
         features = self.step_features.depth
         self.step_features.build()
+        self.decoder_features.build()
         if self.label_embedding is not None:
             self.label_embedding.build((None,))
         self.encoder.build((None, self.seq_len, features + label))
@@ -547,7 +656,8 @@ class MusicVAE(LossDictModel):
             segment_embedding = self.conductor_units[-1]
         else:
             segment_embedding = z_cond
-        self.decoder.build((None, self.segment_len, features + segment_embedding), (None, segment_embedding))
+        self.decoder.build((None, self.segment_len, self.decoder_features.depth + segment_embedding),
+                           (None, segment_embedding))
         self.output_projection.build((None, self.decoder_units[-1]))
         self.built = True
 
@@ -561,8 +671,9 @@ class MusicVAE(LossDictModel):
                 "embedding_dim": self.embedding_dim, "dropout": self.dropout, "free_bits": self.free_bits,
                 "max_beta": self.max_beta, "beta_rate": self.beta_rate,
                 "sampling_schedule": self.sampling_schedule, "sampling_rate": self.sampling_rate,
-                "num_labels": self.num_labels,
-                "label_dim": self.label_dim, "label_key": self.label_key}
+                "num_labels": self.num_labels, "label_dim": self.label_dim, "label_key": self.label_key,
+                "input_encoding": self.input_encoding, "cell": self.cell,
+                "decoder_roll_input": self.decoder_roll_input}
 
     @classmethod
     def from_config(cls, config):
@@ -618,7 +729,7 @@ class MusicVAE(LossDictModel):
 
     def _decode_teacher_forced(self, targets, z_cond, training=False):
         """targets + z_cond [B, Z] -> logits float32 [B, T, D].  All segments run as one batch of B * U sequences."""
-        inputs = self.step_features.lstm_inputs(targets)
+        inputs = self.decoder_features.lstm_inputs(targets)
         # Magenta's x_input: zeros, then x[t-1]
         if isinstance(inputs, TokenInputs):
             previous = inputs.previous()
@@ -674,13 +785,15 @@ class MusicVAE(LossDictModel):
                                               maximum_iterations=self.segment_len)
         return tf.transpose(logits_array.stack(), [1, 0, 2])
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, sample_z=None):
+        """sample_z: decode z drawn from the posterior (default: when training) instead of its mean."""
         targets = self._targets(inputs)
         label_vector = None
         if self.num_labels:
             label_vector = self._label_vector(inputs.get(f"{self.label_key}_id"), tf.shape(targets)[0])
         z_mean, z_sigma = self._encode(targets, label_vector, training)
-        z = z_mean + z_sigma * keras.random.normal(tf.shape(z_mean), seed=self.noise) if training else z_mean
+        sample_z = training if sample_z is None else sample_z
+        z = z_mean + z_sigma * keras.random.normal(tf.shape(z_mean), seed=self.noise) if sample_z else z_mean
         logits = self._decode_teacher_forced(targets, self._conditioning(z, label_vector), training)
         return {"logits": logits, "z_mean": z_mean, "z_sigma": z_sigma}
 
@@ -701,8 +814,10 @@ class MusicVAE(LossDictModel):
         return tf.reduce_sum(hits + velocities + offsets, axis=[1, 2]), tf.reduce_mean(tf.cast(correct, tf.float32))
 
     def compute_losses(self, inputs, training=False):
-        """One batch -> dict of scalars: loss, reconstruction_loss (nats), kl (bits), kl_cost (nats), beta, accuracy."""
-        outputs = self(inputs, training=training)
+        """One batch -> dict of scalars: loss, reconstruction_loss (nats), kl (bits), kl_cost (nats), beta, accuracy.
+
+        z is drawn from the posterior in validation too (Magenta's `eval` computes the same loss as `train`)."""
+        outputs = self(inputs, training=training, sample_z=True)
         reconstruction, accuracy = self.reconstruction_loss(self._targets(inputs), outputs["logits"])
         kl = kl_divergence(outputs["z_mean"], outputs["z_sigma"])
         kl_cost = free_bits_kl_cost(kl, self.free_bits)
@@ -723,6 +838,18 @@ class MusicVAE(LossDictModel):
         if self.num_labels:
             label_vector = self._label_vector(inputs.get(f"{self.label_key}_id"), tf.shape(targets)[0])
         return self._encode(targets, label_vector, training=False)
+
+    def encode_inputs(self, inputs, labels=None):
+        """Encoder input tensors as Magenta feeds them (a converter's `to_tensors` inputs, e.g. one-hot melodies,
+        drum bits + silence bit, corrupted GrooVAE inputs): float [B, T, F] -> (z_mean, z_sigma), float32
+        [B, latent_dim].  F is `step_features.depth`; labels: int [B] or None (conditioned models)."""
+        inputs = tf.cast(tf.convert_to_tensor(inputs), self.compute_dtype)
+        if inputs.shape[-1] != self.step_features.depth:
+            raise ValueError(f"encoder inputs have depth {inputs.shape[-1]}, the model reads "
+                             f"{self.step_features.depth} ({self.step_features.mode})")
+        label_vector = self._label_vector(labels, tf.shape(inputs)[0]) if self.num_labels else None
+        h = tf.cast(self.encoder(inputs, label_vector), tf.float32)
+        return self.z_mean_dense(h), self.z_sigma_dense(h)
 
     def sample(self, num, temperature=1.0, seed=None, labels=None):
         """Decode `num` draws z ~ N(0, I).
@@ -784,13 +911,13 @@ class MusicVAE(LossDictModel):
         if self.output_kind == CATEGORICAL:
             drawn = tf.random.stateless_categorical(scaled, 1, seed=seed, dtype=tf.int32)[:, 0]
             tokens = tf.where(greedy, tf.argmax(logits, axis=-1, output_type=tf.int32), drawn)
-            return tokens, self.step_features(tokens)
+            return tokens, self.decoder_features(tokens)
         hit_logits, velocity_logits, offset_logits = tf.split(logits, 3, axis=-1)
         hit_scaled = tf.split(scaled, 3, axis=-1)[0]
         drawn = tf.random.stateless_uniform(tf.shape(hit_logits), seed=seed, alg=RNG_ALG) < tf.sigmoid(hit_scaled)
         hits = tf.cast(tf.where(greedy, hit_logits > 0.0, drawn), tf.float32)
         value = tf.concat([hits, tf.sigmoid(velocity_logits), tf.tanh(offset_logits)], axis=-1)
-        return value, self.step_features(value)
+        return value, self.decoder_features(value)
 
     def _sample_loop(self, z_cond, temperature, seed):
         """z_cond [N, Z] -> samples; the decoder state is reset from the segment embedding every segment_len steps."""
@@ -801,7 +928,7 @@ class MusicVAE(LossDictModel):
         initial_states = [[tf.reshape(s, [batch, self.segments, s.shape[-1]]) for s in layer]
                           for layer in flat_states]  # per layer [h, c], each [N, U, units]
         states = [[s[:, 0] for s in layer] for layer in initial_states]
-        previous = tf.zeros([batch, self.step_features.depth], self.compute_dtype)
+        previous = tf.zeros([batch, self.decoder_features.depth], self.compute_dtype)
         dtype = tf.int32 if self.output_kind == CATEGORICAL else tf.float32
         outputs = tf.TensorArray(dtype, size=self.seq_len, element_shape=None)
 

@@ -75,6 +75,11 @@ class Converter(abc.ABC):
     def from_example(self, example: dict[str, np.ndarray]):
         """One example (as returned by `to_examples` or parsed from a TFRecord) -> NoteSequence or Waveform."""
 
+    def render_output(self, example: dict[str, np.ndarray]):
+        """A model's output example -> music as the model's users get it (Magenta's 'infer' mode); by default
+        `from_example`.  GrooVAE names its drum classes with the inference map here."""
+        return self.from_example(example)
+
     def stats(self, example: dict[str, np.ndarray]) -> dict[str, float]:
         """Per-example numbers aggregated into the manifest (length, note count, ...). Override to add more."""
         first = next(iter(self.feature_spec()))

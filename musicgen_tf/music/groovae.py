@@ -216,6 +216,11 @@ class GrooveConverter(Converter):
         ns.total_time = max([n.end_time for n in ns.notes], default=0.0)
         return ns
 
+    def render_output(self, example):
+        """Model outputs are rendered in Magenta's inference mode: class i plays `inference_pitch_classes[i][0]`
+        (the GrooVAE configs' reduced map: toms 45/48/50 instead of the Roland kit's 43/47/50)."""
+        return self.from_example(example, inference=True)
+
     def stats(self, example):
         hits = np.asarray(example["hits"])
         return {"length": float(hits.shape[0]), "notes": float(np.sum(hits > 0.5))}

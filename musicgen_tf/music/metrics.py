@@ -12,7 +12,10 @@ All metrics are computed on REMI ids, so bars and in-bar positions come from the
 - `CPI`: chord progression irregularity, unique chord trigrams / (chords - 3) as MusDr computes it (its
   denominator is one less than the number of trigrams; 1.0 when there are <= 3 chords).  Chords are REMI's chord
   tokens (from markers, or the paper's recogniser when the file has none).
-SI (structureness from a fitness scape plot) is not implemented.
+- `SI_short`, `SI_mid`, `SI_long`: the structureness indicator (Wu & Yang 2020, the Jazz Transformer paper):
+  the best fitness in the scape plot of a beat-chroma self-similarity matrix over segments of 6-16, 16-30 and
+  >= 30 beats (MusDr's SI(3, 8), SI(8, 15), SI(15, ) in seconds at 2 frames/s); see `music/structure.py`.  It
+  costs ~3 s for a 32-bar piece, so `structure=False` leaves it out.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import numpy as np
 
 from musicgen_tf.errors import SkipInput
 from musicgen_tf.music.remi import BAR, EOS_ID, PAD_ID, RemiConverter
+from musicgen_tf.music.structure import SI_RANGES, remi_notes, structure_from_notes
 
-METRICS = ("H1", "H4", "GS", "CPI")
+METRICS = ("H1", "H4", "GS", "CPI") + tuple(SI_RANGES)
 
 
 def _bars(ids: np.ndarray, bar_id: int) -> list[np.ndarray]:
@@ -111,8 +115,10 @@ class _Tables:
 _TABLES: dict[str, _Tables] = {}
 
 
-def metrics_from_ids(ids, converter: RemiConverter | None = None, max_pairs: int = 1000) -> dict[str, float]:
-    """REMI ids [L] (PAD/EOS allowed) -> {"H1", "H4", "GS", "CPI", "bars", "notes"}."""
+def metrics_from_ids(ids, converter: RemiConverter | None = None, max_pairs: int = 1000,
+                     structure: bool = True) -> dict[str, float]:
+    """REMI ids [L] (PAD/EOS allowed) -> {"H1", "H4", "GS", "CPI", "SI_short", "SI_mid", "SI_long", "bars",
+    "notes"} (the SI values NaN when `structure` is False)."""
     converter = converter or RemiConverter()
     key = repr(sorted(converter.params().items()))
     if key not in _TABLES:
@@ -126,17 +132,22 @@ def metrics_from_ids(ids, converter: RemiConverter | None = None, max_pairs: int
     while bars and len(bars[-1]) == 1:  # a trailing lone Bar marker (MusDr drops it too)
         bars.pop()
     chords = [int(i) for i in ids if int(i) in tables.chord_ids]
+    if structure:
+        notes = remi_notes(converter.tokens_to_strings(ids), converter.positions_per_quarter)
+        si = structure_from_notes(notes, converter.positions_per_quarter)
+    else:
+        si = {name: float("nan") for name in SI_RANGES}
     return {"H1": pitch_class_entropy(bars, 1, tables.note_on_pitch),
             "H4": pitch_class_entropy(bars, 4, tables.note_on_pitch),
             "GS": groove_similarity(bars, tables.position_of, tables.note_on_pitch, max_pairs),
-            "CPI": chord_progression_irregularity(chords),
+            "CPI": chord_progression_irregularity(chords), **si,
             "bars": float(len(bars)), "notes": float(sum(int(i) in tables.note_on_pitch for i in ids))}
 
 
-def metrics_from_note_sequence(ns, converter: RemiConverter | None = None) -> dict[str, float]:
+def metrics_from_note_sequence(ns, converter: RemiConverter | None = None, structure: bool = True) -> dict[str, float]:
     """NoteSequence -> metrics (encoded to REMI on the converter's bar/position grid first)."""
     converter = converter or RemiConverter()
-    return metrics_from_ids(converter.encode_ids(ns), converter)
+    return metrics_from_ids(converter.encode_ids(ns), converter, structure=structure)
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
@@ -148,7 +159,7 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def evaluate_midi_dir(folder, converter: RemiConverter | None = None) -> dict:
+def evaluate_midi_dir(folder, converter: RemiConverter | None = None, structure: bool = True) -> dict:
     """Every .mid/.midi under `folder` -> {"files": {relative name: metrics}, "mean": metrics,
     "skipped": {name: reason}}."""
     from musicgen_tf.music.midi_io import midi_file_to_note_sequence
@@ -161,7 +172,8 @@ def evaluate_midi_dir(folder, converter: RemiConverter | None = None) -> dict:
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in (".mid", ".midi")):
         name = str(path.relative_to(root))
         try:
-            files[name] = metrics_from_note_sequence(midi_file_to_note_sequence(str(path)), converter)
+            files[name] = metrics_from_note_sequence(midi_file_to_note_sequence(str(path)), converter,
+                                                     structure=structure)
         except SkipInput as error:
             skipped[name] = error.reason
     return {"files": files, "mean": _mean(list(files.values())), "skipped": skipped}

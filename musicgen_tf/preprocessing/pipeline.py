@@ -26,6 +26,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 import musicgen_tf
 from musicgen_tf.errors import MusicgenError, SkipInput
 from musicgen_tf.music.converter import Converter
+from musicgen_tf.preprocessing.progress import FileProgress, mark_done
 from musicgen_tf.preprocessing.readers.base import SPLITS, Reader, Source
 from musicgen_tf.tfrecords.manifest import MANIFEST_NAME, TEMPORARY_SUFFIX, feature_spec_to_json, write_manifest
 from musicgen_tf.tfrecords.schema import SCHEMA_VERSION, label_feature, serialize_example
@@ -195,7 +196,8 @@ def run_preprocess(reader: Reader, converter: Converter, output_dir: str, input_
     output_dir = os.path.expanduser(output_dir)
     _prepare_output(output_dir, overwrite)
     options = PipelineOptions(pipeline_args or [])
-    with beam.Pipeline(options=options) as pipeline:
+    progress_path = FileProgress.local_path(output_dir, pipeline_args or [])
+    with FileProgress(progress_path, len(sources), "files converted"), beam.Pipeline(options=options) as pipeline:
         # Beam encodes source indices, not thousands of pickled Sources (seconds of runner time); the list itself
         # travels once, inside the DoFn.  The reshuffle spreads the indices over the workers.
         converted, failed = (
@@ -203,6 +205,7 @@ def run_preprocess(reader: Reader, converter: Converter, output_dir: str, input_
             | "ListSources" >> beam.Create(list(range(len(sources))), reshuffle=True)
             | "Source" >> beam.Map(sources.__getitem__)
             | "LoadAndConvert" >> beam.Map(convert_source, reader, converter).with_exception_handling())
+        _ = (converted, failed) | "Done" >> beam.Flatten() | "Progress" >> beam.Map(mark_done, progress_path)
         by_split = converted | "BySplit" >> beam.Partition(lambda c, n: SPLITS.index(c.split), len(SPLITS))
         for split, pcoll in zip(SPLITS, by_split):
             (pcoll

@@ -400,7 +400,7 @@ def client_generate(client: ServingClient, command: str, out_dir: str, num: int 
         inputs = {"num": np.int32(num), "temperature": np.float32(temperature), "seed": seed_pair}
         label = [name for name in signatures.get("sample", {"inputs": {}})["inputs"] if name.endswith("_id")]
         inputs.update({name: np.full([num], -1, np.int64) for name in label})  # conditioned models: no label
-        pieces = [converter.from_example(row) for row in _rows(client.predict("sample", inputs))]
+        pieces = [converter.render_output(row) for row in _rows(client.predict("sample", inputs))]
     elif command == "interpolate":
         if not (midi_a and midi_b):
             raise ServingError("interpolate needs two MIDI files (--a, --b)")
@@ -409,7 +409,7 @@ def client_generate(client: ServingClient, command: str, out_dir: str, num: int 
                   "steps": np.int32(steps or 5)}
         wanted = set(signatures.get("interpolate", {"inputs": {}})["inputs"])
         inputs = {k: v for k, v in inputs.items() if k in wanted or not wanted}
-        pieces = [converter.from_example(row) for row in _rows(client.predict("interpolate", inputs))]
+        pieces = [converter.render_output(row) for row in _rows(client.predict("interpolate", inputs))]
     elif command == "continue":
         if "continue_melody" not in signatures:
             raise ServingError(f"model {client.model!r} cannot continue melodies (no 'continue_melody' signature; "

@@ -472,7 +472,7 @@ def _reconstruct(model, out_dir, upload: str | None, label: int | None) -> dict:
     z = model.predict("encode", inputs)["z_mean"]
     decoded = model.predict("decode", {"z": z, "temperature": np.float32(0.0), "seed": np.zeros([2], np.int64),
                                        **_label_inputs(signatures["decode"], 1, label)})
-    pieces = [converter.from_example(example), converter.from_example(_rows(decoded)[0])]
+    pieces = [converter.from_example(example), converter.render_output(_rows(decoded)[0])]
     return {"files": _render(config, pieces, ["original", "reconstruction"], out_dir)}
 
 

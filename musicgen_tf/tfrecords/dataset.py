@@ -88,13 +88,14 @@ def make_dataset(data_dir: str, split: str = "train", batch_size: int = 32, repr
                  params: dict | None = None, shuffle: bool | None = None, shuffle_buffer: int = 10_000,
                  repeat: bool = False, drop_remainder: bool = False, labels: tuple[str, ...] = (),
                  bucket_boundaries: list[int] | None = None, seed: int | None = None,
-                 cache: bool = False, with_source_key: bool = True) -> tf.data.Dataset:
+                 cache: bool = False, with_source_key: bool = True, transform=None) -> tf.data.Dataset:
     """Parse, (shuffle), batch and prefetch one split.
 
     Yields dicts of tensors named as the converter's `feature_spec` (variable-length features are zero-padded per
     batch, or bucketed by length when `bucket_boundaries` is given), plus `<label>_id` int64 [batch] for each
     requested string label and `label/<name>` for numeric ones, and `source/key` (the input file; strings cannot
     enter an XLA-compiled step, so training drops it).  Refuses data of another representation or parameters.
+    `transform`: dataset -> dataset applied to parsed examples before batching (token windows, augmentation).
     Iterate it under `integrity.naming_damaged_shards(shard_paths(data_dir, split))` to get a damaged shard named
     (TensorFlow's own error names no file).
     """
@@ -133,6 +134,8 @@ def make_dataset(data_dir: str, split: str = "train", batch_size: int = 32, repr
         return example
 
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    if transform is not None:
+        ds = transform(ds)
     variable = [name for name, f in spec.items() if f.shape and f.shape[0] is None]
     if variable and bucket_boundaries:
         ds = ds.bucket_by_sequence_length(

@@ -63,7 +63,7 @@ class SampleLogger(keras.callbacks.Callback):
         from musicgen_tf.music import render  # matplotlib etc. only when samples are due
 
         outputs = self.model.sample(self.num, temperature=self.temperature, seed=[self.seed, epoch])
-        pieces = [self.converter.from_example(example) for example in outputs_to_examples(outputs)]
+        pieces = [self.converter.render_output(example) for example in outputs_to_examples(outputs)]
         folder = self.run.samples_dir / f"epoch-{epoch + 1:04d}"
         folder.mkdir(parents=True, exist_ok=True)
         if self._writer is None:

@@ -18,6 +18,17 @@ def set_precision(mixed_precision: bool) -> str:
     return policy
 
 
+def resolve_mixed_precision(setting) -> bool:
+    """True/"on", False/"off", or "auto" (on exactly when TensorFlow sees a GPU: float16 only pays there)."""
+    if isinstance(setting, bool):
+        return setting
+    if setting == "auto":
+        return bool(tf.config.list_physical_devices("GPU"))
+    if setting in ("on", "off"):
+        return setting == "on"
+    raise ValueError(f"mixed precision must be on, off or auto, got {setting!r}")
+
+
 def share_cpu_threads(concurrent_chains: int, cores: int | None = None) -> int | None:
     """On a CPU-only machine, give each of a model's concurrent op chains its share of the cores.
 

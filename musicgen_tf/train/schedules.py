@@ -1,4 +1,4 @@
-"""Learning-rate schedules (serialisable Keras schedules)."""
+"""Learning-rate schedules (serialisable Keras schedules) and the optimizer a `TrainConfig` asks for."""
 
 from __future__ import annotations
 
@@ -27,7 +27,38 @@ class ExponentialDecayToFloor(keras.optimizers.schedules.LearningRateSchedule):
                 "min_learning_rate": self.min_learning_rate}
 
 
+@keras.saving.register_keras_serializable(package="musicgen_tf")
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+    """Rate grows linearly from 0 to `after`'s over `warmup_steps` steps (step + 1 / warmup_steps), then follows
+    `after` (a schedule or a constant) at the same step."""
+
+    def __init__(self, after, warmup_steps: int):
+        self.after = after
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        rate = self.after(step) if callable(self.after) else ops.cast(self.after, "float32")
+        return rate * ops.minimum((step + 1.0) / float(self.warmup_steps), 1.0)
+
+    def get_config(self):
+        after = (keras.saving.serialize_keras_object(self.after) if callable(self.after) else self.after)
+        return {"after": after, "warmup_steps": self.warmup_steps}
+
+    @classmethod
+    def from_config(cls, config):
+        after = config["after"]
+        if isinstance(after, dict):
+            after = keras.saving.deserialize_keras_object(after)
+        return cls(after, config["warmup_steps"])
+
+
 def learning_rate(train: TrainConfig):
+    rate = _schedule(train)
+    return LinearWarmup(rate, train.warmup_steps) if train.warmup_steps > 0 else rate
+
+
+def _schedule(train: TrainConfig):
     if train.lr_schedule == "constant":
         return train.learning_rate
     if train.lr_schedule == "exponential":
@@ -42,11 +73,46 @@ def learning_rate(train: TrainConfig):
     raise ValueError(f"unknown lr_schedule {train.lr_schedule!r}; choose constant, exponential, step or cosine")
 
 
+def clip_or_zero(grads, clip_norm, zero_norm):
+    """Magenta's `music_vae_train` gradient step with clip_mode "global_norm".
+
+    grads: list of float tensors (or None).  n = their global norm; if n < zero_norm, `tf.clip_by_global_norm`
+    (scale = clip_norm * min(1 / n, 1 / clip_norm); no clipping when clip_norm is None), else all zeros -- also
+    when n is NaN or inf, since the comparison is then false.  Returns the list in the same order.
+    """
+    present = [g for g in grads if g is not None]
+    norm = ops.sqrt(ops.sum(ops.stack([ops.sum(ops.square(ops.cast(g, "float32"))) for g in present])))
+    keep = ops.less(norm, zero_norm)
+    scale = 1.0 if clip_norm is None else clip_norm * ops.minimum(1.0 / norm, 1.0 / clip_norm)
+    return [None if g is None else ops.where(keep, g * ops.cast(scale, g.dtype), ops.zeros_like(g)) for g in grads]
+
+
+@keras.saving.register_keras_serializable(package="musicgen_tf")
+class MagentaAdam(keras.optimizers.Adam):
+    """Adam whose gradients go through `clip_or_zero` (Magenta's global-norm clip and `grad_norm_clip_to_zero`)
+    instead of Keras' `global_clipnorm` clipping.  Zeroed steps still count: the Adam moments decay and
+    `iterations` (hence the learning rate and KL schedules) advance, as `apply_gradients` does in TF1."""
+
+    def __init__(self, grad_norm_clip_to_zero=10_000.0, **kwargs):
+        super().__init__(**kwargs)
+        self.grad_norm_clip_to_zero = float(grad_norm_clip_to_zero)
+
+    def _clip_gradients(self, grads):
+        return clip_or_zero(grads, self.global_clipnorm, self.grad_norm_clip_to_zero)
+
+    def get_config(self):
+        return {**super().get_config(), "grad_norm_clip_to_zero": self.grad_norm_clip_to_zero}
+
+
 def make_optimizer(train: TrainConfig) -> keras.optimizers.Optimizer:
     kwargs = {"learning_rate": learning_rate(train), "global_clipnorm": train.clip_norm,
               "gradient_accumulation_steps": train.gradient_accumulation if train.gradient_accumulation > 1 else None}
+    if train.optimizer == "adam" and train.grad_norm_clip_to_zero is not None:
+        return MagentaAdam(grad_norm_clip_to_zero=train.grad_norm_clip_to_zero, epsilon=train.adam_epsilon, **kwargs)
+    if train.grad_norm_clip_to_zero is not None:
+        raise ValueError(f"grad_norm_clip_to_zero needs optimizer 'adam', got {train.optimizer!r}")
     if train.optimizer == "adam":
-        return keras.optimizers.Adam(**kwargs)
+        return keras.optimizers.Adam(epsilon=train.adam_epsilon, **kwargs)
     if train.optimizer == "adamw":
-        return keras.optimizers.AdamW(weight_decay=train.weight_decay, **kwargs)
+        return keras.optimizers.AdamW(weight_decay=train.weight_decay, epsilon=train.adam_epsilon, **kwargs)
     raise ValueError(f"unknown optimizer {train.optimizer!r}; choose adam or adamw")

@@ -21,6 +21,7 @@ from musicgen_tf.configs import Preset, get_preset
 from musicgen_tf.models.builders import build_model, dummy_batch
 from musicgen_tf.models.music_vae import concurrent_chains
 from musicgen_tf.music.representations import converter_from_config
+from musicgen_tf.tfrecords.augment import make_augmenter
 from musicgen_tf.tfrecords.dataset import make_dataset, shard_paths
 from musicgen_tf.tfrecords.integrity import naming_damaged_shards
 from musicgen_tf.tfrecords.manifest import check_representation, read_manifest
@@ -40,7 +41,7 @@ class TrainOptions:
     steps: int | None = None
     batch_size: int | None = None
     steps_per_epoch: int | None = None
-    mixed_precision: bool = False
+    mixed_precision: bool | str | None = None  # None: the preset's (off | on | auto = where a GPU is visible)
     xla: bool = False
     strategy: str = "default"
     seed: int | None = None
@@ -69,11 +70,39 @@ def _check_same_run(run: RunDir, config: dict) -> None:
                              "use a new --run-dir (or delete this one) to start another run")
 
 
+def token_transforms(preset: Preset, converter):
+    """(train transform, validation transform) for `make_dataset`, or (None, None): REMI windows on both splits
+    (the preset's `window_tokens`/`window_stride`), augmentation (`RemiAugmentation`) on the training split only."""
+    config = preset.train
+    augment = config.augment_pitch_shift > 0 or config.augment_tempo_stretch > 1.0
+    if preset.representation != "remi" or not (config.window_tokens or augment):
+        return None, None
+    from musicgen_tf.tfrecords.remi_augment import RemiAugmentation, window_dataset
+
+    def windows(ds):
+        if not config.window_tokens:
+            return ds
+        return window_dataset(ds, config.window_tokens, config.window_stride or config.window_tokens)
+
+    augmentation = (RemiAugmentation(converter, config.augment_pitch_shift, config.augment_tempo_stretch,
+                                     seed=config.seed) if augment else None)
+
+    def train_transform(ds):
+        ds = windows(ds)
+        if config.window_tokens:  # windows of one piece would otherwise sit side by side in a batch
+            ds = ds.shuffle(config.shuffle_buffer, seed=config.seed)
+        return augmentation.apply(ds) if augmentation else ds
+
+    return train_transform, (windows if config.window_tokens else None)
+
+
 def train(options: TrainOptions) -> keras.callbacks.History:
     preset = resolve_preset(options)
     # before anything starts TensorFlow's thread pools
     intra_op_threads = runtime.share_cpu_threads(concurrent_chains()) if preset.family == "music_vae" else None
     strategy = runtime.make_strategy(options.strategy)  # before any other TensorFlow op (multi-worker needs it)
+    mixed_precision = runtime.resolve_mixed_precision(
+        preset.train.mixed_precision if options.mixed_precision is None else options.mixed_precision)
     role = distributed.worker_role(strategy)
     data_dir = os.path.expanduser(options.data)
     manifest = read_manifest(data_dir)
@@ -82,7 +111,7 @@ def train(options: TrainOptions) -> keras.callbacks.History:
     config = {"preset": preset.to_json(), "data": os.path.abspath(data_dir),
               "data_representation": manifest["representation"],
               "data_schema": {key: manifest[key] for key in ("features", "labels")},
-              "flags": {"mixed_precision": options.mixed_precision, "xla": options.xla,
+              "flags": {"mixed_precision": mixed_precision, "xla": options.xla,
                         "strategy": options.strategy, "workers": role.num_workers},
               "intra_op_threads": intra_op_threads}  # None: TensorFlow's default or the user's own
     if role.is_chief:
@@ -91,30 +120,38 @@ def train(options: TrainOptions) -> keras.callbacks.History:
     with distributed.worker_run_path(shared_run.path, role) as path:
         run = RunDir(path)
         run.write_config(config)
-        return _fit(options, preset, manifest, data_dir, run, strategy)
+        return _fit(options, preset, manifest, data_dir, run, strategy, mixed_precision)
 
 
 def _fit(options: TrainOptions, preset: Preset, manifest: dict, data_dir: str, run: RunDir,
-         strategy: tf.distribute.Strategy) -> keras.callbacks.History:
+         strategy: tf.distribute.Strategy, mixed_precision: bool) -> keras.callbacks.History:
     converter = converter_from_config(manifest["representation"])
     train_config = preset.train
-    runtime.set_precision(options.mixed_precision)
+    runtime.set_precision(mixed_precision)
     runtime.enable_determinism(train_config.seed, deterministic_ops=not options.xla)
     epochs = math.ceil(train_config.total_steps / train_config.steps_per_epoch)
     labels = (preset.label,) if preset.label else ()
     done_epochs = min(run.resume_epoch(), epochs)
+    train_transform, validation_transform = token_transforms(preset, converter)
     # Global batches; under a distribution strategy Keras splits each over the replicas, every worker keeping its
     # part of the same seeded stream (`shard_by_data`).
     train_data = make_dataset(data_dir, "train", train_config.batch_size, representation=preset.representation,
                               shuffle=True, shuffle_buffer=train_config.shuffle_buffer, repeat=True,
-                              drop_remainder=True, labels=labels, seed=train_config.seed, with_source_key=False)
+                              drop_remainder=True, labels=labels, seed=train_config.seed, with_source_key=False,
+                              transform=train_transform)
+    augmenter = make_augmenter(preset.augmentation, preset.representation, converter)
+    if augmenter is not None:  # training batches only, seeded per batch (so the skip below keeps resume exact)
+        train_data = augmenter.apply(train_data, train_config.seed)
     train_data = train_data.skip(done_epochs * train_config.steps_per_epoch)  # batches seen before the restart
     train_data = distributed.shard_by_data(train_data)
     validation, validation_steps = None, None
     if manifest["splits"]["validation"]["examples"] > 0:
         validation_steps = math.ceil(manifest["splits"]["validation"]["examples"] / train_config.batch_size)
+        if validation_transform is not None:
+            validation_steps = None  # windows: as many batches as the split gives
         validation = distributed.shard_by_data(make_dataset(
-            data_dir, "validation", train_config.batch_size, shuffle=False, labels=labels, with_source_key=False))
+            data_dir, "validation", train_config.batch_size, shuffle=False, labels=labels, with_source_key=False,
+            transform=validation_transform))
 
     with strategy.scope():
         model = build_model(preset, manifest)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from musicgen_tf import generation
+from musicgen_tf.configs import get_preset
 from musicgen_tf.music.representations import get_converter
 from musicgen_tf.preprocessing.pipeline import run_preprocess
 from musicgen_tf.preprocessing.readers import get_reader
@@ -27,8 +28,8 @@ def melody_records(tmp_path_factory):
         pitches = list(rng.choice([60, 62, 64, 65, 67, 69, 71, 72], size=16))
         fixtures.write_midi(root / f"melody_{index:02d}.mid", fixtures.melody_notes(4, pitches=pitches))
     output = tmp_path_factory.mktemp("melody_records")
-    manifest = run_preprocess(get_reader("midi-dir"), get_converter("melody"), str(output), input_dir=str(root),
-                              num_shards=2)
+    converter = get_converter("melody", **get_preset("cat-mel_2bar").converter_params)
+    manifest = run_preprocess(get_reader("midi-dir"), converter, str(output), input_dir=str(root), num_shards=2)
     assert manifest["splits"]["train"]["examples"] >= 30
     return output
 
