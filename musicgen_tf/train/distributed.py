@@ -55,6 +55,15 @@ def read_tf_config() -> dict:
     return config
 
 
+def tf_config_is_chief() -> bool:
+    """From TF_CONFIG alone: a task of type "chief", or worker 0 of a cluster without one (MultiWorkerMirrored's rule)."""
+    config = read_tf_config()
+    task = config["task"]
+    if "chief" in config["cluster"]:
+        return task["type"] == "chief"
+    return task["type"] == "worker" and int(task["index"]) == 0
+
+
 def worker_role(strategy: tf.distribute.Strategy) -> WorkerRole:
     """Chief or not, from the strategy (a one-process strategy is its own chief)."""
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -110,3 +119,23 @@ def step_logs_with_batch_axis(model) -> None:
 
     model.train_step = with_axis(model.train_step)
     model.test_step = with_axis(model.test_step)
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` TCP ports on localhost that were free a moment ago (for a local cluster: tests, benchmarks)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("localhost", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def local_tf_config(ports: list[int], index: int) -> str:
+    """The TF_CONFIG of worker `index` in a cluster of local processes on `ports` (worker 0 is the chief)."""
+    return json.dumps({"cluster": {"worker": [f"localhost:{port}" for port in ports]},
+                       "task": {"type": "worker", "index": index}})
