@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from musicgen_tf.configs import Preset, get_preset
+from musicgen_tf.errors import MusicgenError
 from musicgen_tf.models.builders import build_model, dummy_batch
 from musicgen_tf.models.music_vae import concurrent_chains
 from musicgen_tf.music.representations import converter_from_config
@@ -104,6 +105,12 @@ def train(options: TrainOptions) -> keras.callbacks.History:
     mixed_precision = runtime.resolve_mixed_precision(
         preset.train.mixed_precision if options.mixed_precision is None else options.mixed_precision)
     role = distributed.worker_role(strategy)
+    accumulation = preset.train.gradient_accumulation
+    if accumulation > 1 and strategy.num_replicas_in_sync > 1:
+        # Keras 3 applies accumulated gradients inside a `cond`, where a strategy cannot all-reduce (merge_call).
+        raise MusicgenError(f"preset {preset.name} accumulates gradients over {accumulation} steps, which Keras "
+                            f"cannot do across {strategy.num_replicas_in_sync} replicas; train it with --strategy "
+                            "default (or a preset without gradient accumulation)")
     data_dir = os.path.expanduser(options.data)
     manifest = read_manifest(data_dir)
     check_representation(manifest, data_dir, preset.representation, dict(preset.converter_params))
