@@ -133,6 +133,10 @@ class LossDictModel(keras.Model):
             objective = objective / tf.distribute.get_strategy().num_replicas_in_sync
             objective = self.optimizer.scale_loss(objective)  # LossScaleOptimizer under mixed_float16
         gradients = tape.gradient(objective, self.trainable_weights)
+        # Static shapes (the fused LSTM's custom gradients lose some): a strategy packs only fully known shapes
+        # into its gradient all-reduces.
+        gradients = [tf.ensure_shape(g, v.shape) if isinstance(g, tf.Tensor) else g
+                     for g, v in zip(gradients, self.trainable_weights)]
         self.optimizer.apply(gradients, self.trainable_weights)
         return self._update_metrics(losses)
 

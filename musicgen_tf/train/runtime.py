@@ -70,7 +70,9 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
         from musicgen_tf.train.distributed import read_tf_config
 
         read_tf_config()  # a clear message for a missing or malformed TF_CONFIG
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        # Gradients travel in 32 MB packs: one all-reduce per pack instead of one per variable (each a round trip).
+        return tf.distribute.MultiWorkerMirroredStrategy(
+            communication_options=tf.distribute.experimental.CommunicationOptions(bytes_per_pack=32 << 20))
     raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
 
 
