@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 import warnings
@@ -36,6 +35,7 @@ import tensorflow as tf  # noqa: E402
 from musicgen_tf.configs import get_preset  # noqa: E402
 from musicgen_tf.models.builders import build_model  # noqa: E402
 from musicgen_tf.train.schedules import make_optimizer  # noqa: E402
+from timing import median_ms  # noqa: E402  (bench/timing.py, beside this script)
 
 PRESET = "resnet_cvae_gtzan"
 
@@ -71,20 +71,6 @@ def make_step(batch_size: int, jit_compile: bool):
     return step, model.count_params()
 
 
-def measure(contenders: dict, rounds: int, steps: int, warmup: int) -> dict:
-    for step in contenders.values():
-        for _ in range(warmup):
-            step()
-    times = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, step in contenders.items():
-            for _ in range(steps):
-                start = time.perf_counter()
-                step()
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def pipeline_rate(data_dir: str, batch_size: int, batches: int) -> float:
     """Samples/s that `make_dataset` delivers (parse, shuffle, batch, prefetch) after a warm-up batch."""
     from musicgen_tf.tfrecords.dataset import make_dataset
@@ -116,10 +102,10 @@ def main():
     float32_step, params = make_step(args.batch, jit_compile=False)
     xla_step, _ = make_step(args.batch, jit_compile=True)
     print(f"model parameters: {params:,}")
-    medians = measure({"float32": float32_step, "xla": xla_step}, args.rounds, args.steps, args.warmup)
-    for name, seconds in medians.items():
-        print(f"  train step {name:8s}: {seconds * 1000:8.1f} ms  ({args.batch / seconds:7.1f} samples/s)")
-    model_rate = args.batch / min(medians.values())
+    medians = median_ms({"float32": float32_step, "xla": xla_step}, args.rounds, args.steps, args.warmup)
+    for name, ms in medians.items():
+        print(f"  train step {name:8s}: {ms:8.1f} ms  ({1000 * args.batch / ms:7.1f} samples/s)")
+    model_rate = 1000 * args.batch / min(medians.values())
 
     from musicgen_tf.music.representations import get_converter
     from musicgen_tf.preprocessing.pipeline import run_preprocess

@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import statistics
-import time
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -44,6 +42,7 @@ warnings.filterwarnings("ignore")
 import numpy as np  # noqa: E402
 
 from cpuinfo import cpu_info, cpu_line  # noqa: E402  (bench/cpuinfo.py, beside this script)
+from timing import median_ms  # noqa: E402
 
 # Environment variables that cap the instruction set of PyTorch's elementwise kernels, MKL, oneDNN and XLA (set
 # them as `bench/lstm_kernels.py --isa avx2` does to make an AVX-512 machine behave like an AVX2-only one).
@@ -142,24 +141,6 @@ def torch_step(tokens):
     return step
 
 
-# -- timing -----------------------------------------------------------------------------------------------------------
-
-def measure(contenders, rounds, steps, warmup):
-    """{name: step()} -> {name: median ms}; interleaved rounds of `steps` timed steps each, after `warmup` steps."""
-    times = {name: [] for name in contenders}
-    for name, step in contenders.items():
-        for _ in range(warmup):
-            step()
-    for _ in range(rounds):
-        for name, step in contenders.items():
-            for _ in range(steps):
-                start = time.perf_counter()
-                loss = step()
-                times[name].append(1000 * (time.perf_counter() - start))
-            assert math.isfinite(loss), (name, loss)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="CPU cores to use")
@@ -182,7 +163,7 @@ def main():
     tokens = random_tokens()
     contenders = {"pytorch": torch_step(tokens), "keras (jit_compile=False)": keras_step(tokens, False),
                   "keras (jit_compile=True)": keras_step(tokens, True)}
-    ms = measure(contenders, args.rounds, args.steps, args.warmup)
+    ms = median_ms(contenders, args.rounds, args.steps, args.warmup)
 
     print(f"B={BATCH} T={SEQ_LEN} vocab={VOCAB} embedding={EMBEDDING} encoder=({ENCODER_UNITS},) x2 latent={LATENT} "
           f"decoder={DECODER_UNITS}; {os.cpu_count()} CPUs")

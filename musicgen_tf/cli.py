@@ -1,4 +1,5 @@
-"""`musicgen` command line: preprocess, train, generate, interpolate, reconstruct, evaluate, export, client."""
+"""`musicgen` command line: preprocess, train, generate, interpolate, reconstruct, encode, decode, evaluate, export,
+client, import-remi, import-magenta and more."""
 
 from __future__ import annotations
 
@@ -161,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--steps", type=int, default=64, help="melody --prompt: symbols to add")
     generate.add_argument("--bars", type=int, help="Transformer-XL: bars to generate (32; 24 after a prompt)")
     generate.add_argument("--prompt-bars", type=int, default=8, help="Transformer-XL: bars of the prompt kept")
+    generate.add_argument("--max-tokens", type=int, metavar="N",
+                          help="Transformer-XL: stop after N new tokens whatever the bar count (default bars x 256)")
+    generate.add_argument("--events-out", metavar="FILE.json",
+                          help='Transformer-XL: write {"prompt_events": [...], "generated_events": [...]} in the '
+                          "Pop Music Transformer's event names (one piece: --num 1, the default with this option)")
     interpolate = commands.add_parser("interpolate", help="walk the latent space from one MIDI file to another")
     interpolate.add_argument("midi_a")
     interpolate.add_argument("midi_b")
@@ -170,6 +176,27 @@ def build_parser() -> argparse.ArgumentParser:
     reconstruct.add_argument("midi", metavar="FILE")
     add_run_arguments(reconstruct, "reconstruction")
     reconstruct.add_argument("--temperature", type=float, default=0.0)
+
+    encode = commands.add_parser("encode", help="MusicVAE/GrooVAE: mu and sigma of every window of a MIDI file")
+    encode.add_argument("midi", metavar="FILE")
+    encode.add_argument("--run-dir", required=True, help="a folder written by `musicgen train` or import-magenta")
+    encode.add_argument("--checkpoint", help="weights file or epoch number (default: the newest weights)")
+    encode.add_argument("--json", action="store_true",
+                        help='print {"windows": [{"input": [...], "mu": [...], "sigma": [...]}, ...]}')
+    decode = commands.add_parser("decode", help='MusicVAE/GrooVAE: one MIDI file per latent vector of a '
+                                 '{"z": [[...], ...]} JSON file')
+    add_run_arguments(decode, "decoded")
+    decode.add_argument("--z", required=True, help='JSON file {"z": [[...], ...]} (e.g. from encode --json)')
+    decode.add_argument("--temperature", type=float, default=0.0, help="0 (default): greedy (argmax / hits > 0.5)")
+    decode.add_argument("--seed", type=int, help="same seed, same samples (temperature > 0)")
+    import_magenta = commands.add_parser(
+        "import-magenta", help="a released Magenta MusicVAE/GrooVAE checkpoint -> a run directory",
+        description="Reads a Magenta TF1 checkpoint (prefix, folder holding one, or the .tar bundle as downloaded) "
+                    "into the preset of the same name; the run directory then works with generate, interpolate, "
+                    "reconstruct, encode, decode and export.")
+    import_magenta.add_argument("--config", required=True, help="Magenta config name, e.g. cat-mel_2bar_big")
+    import_magenta.add_argument("--checkpoint", required=True, help="checkpoint prefix, folder or .tar bundle")
+    import_magenta.add_argument("--run-dir", required=True, help="new folder to write (must not exist or be empty)")
 
     from musicgen_tf.serving import commands as serving_commands
 
@@ -184,6 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     studio = commands.add_parser("studio", help="web page to sample, continue, interpolate, see the score and "
                                  "hear the result, from exported models (in-process or a running TF Serving)")
     add_studio_arguments(studio)
+
+    import_remi = commands.add_parser(
+        "import-remi", help="a released Pop Music Transformer checkpoint (REMI-tempo-checkpoint/, "
+        "REMI-tempo-chord-checkpoint/) -> a run directory that generate, evaluate, export and the studio use")
+    import_remi.add_argument("--checkpoint", required=True, metavar="DIR",
+                             help="the released folder (dictionary.pkl, model.index, model.data-*)")
+    import_remi.add_argument("--run-dir", required=True, help="the new run directory (must not exist)")
+    import_remi.add_argument("--mem-len", type=int, default=512, help="generation memory in states (the "
+                             "original's 512)")
 
     evaluate = commands.add_parser(
         "evaluate", help="H1, H4, GS, CPI and SI of every MIDI file in a folder; with --reference, Yang & Lerch's "
@@ -282,13 +318,14 @@ def _generate(family: str, args) -> list[dict]:
         from musicgen_tf import txl_generation
 
         sampling = {"temperature": 1.2 if args.temperature is None else args.temperature,
-                    "top_k": 5 if args.top_k is None else args.top_k, "beam": args.beam, **common}
+                    "top_k": 5 if args.top_k is None else args.top_k, "beam": args.beam,
+                    "max_tokens": args.max_tokens, "events_out": args.events_out, **common}
         if args.prompt:
             return txl_generation.continue_remi(args.run_dir, args.prompt, args.out, prompt_bars=args.prompt_bars,
                                                 bars=args.bars or 24, num=args.num or 1, **sampling)
-        return txl_generation.generate_remi(args.run_dir, args.out, num=args.num or (1 if args.beam else 8),
-                                            bars=args.bars or 32,
-                                            **sampling)
+        return txl_generation.generate_remi(args.run_dir, args.out,
+                                            num=args.num or (1 if args.beam or args.events_out else 8),
+                                            bars=args.bars or 32, **sampling)
     temperature = 1.0 if args.temperature is None else args.temperature
     if family == "resnet_cvae":
         from musicgen_tf.audio_generation import generate_audio
@@ -302,6 +339,17 @@ def _generate(family: str, args) -> list[dict]:
                                           temperature=temperature, **common)
     return generation.generate(args.run_dir, args.out, num=args.num or 8, temperature=temperature,
                                label=args.label, **common)
+
+
+def run_import_remi(args) -> None:
+    from musicgen_tf.interop.remi import import_checkpoint
+
+    result = import_checkpoint(args.checkpoint, args.run_dir, mem_len=args.mem_len)
+    sizes = result.sizes
+    print(f"imported {result.variables} variables ({sizes['num_layers']} layers, d {sizes['d_model']}, "
+          f"{sizes['num_heads']} heads, {len(result.vocabulary)} events"
+          f"{', with chords' if any(e.startswith('Chord_') for e in result.vocabulary) else ''}) into "
+          f"{result.run_dir}")
 
 
 def run_evaluate(args) -> None:
@@ -357,6 +405,16 @@ def main(argv: list[str] | None = None) -> int:
             return run_studio(args)
         elif args.command == "evaluate":
             run_evaluate(args)
+        elif args.command in ("encode", "decode"):
+            from musicgen_tf import latent
+
+            (latent.run_encode_command if args.command == "encode" else latent.run_decode_command)(args)
+        elif args.command == "import-magenta":
+            from musicgen_tf.interop.magenta import run_import_command
+
+            run_import_command(args)
+        elif args.command == "import-remi":
+            run_import_remi(args)
         else:
             run_generation(args)
     except (MusicgenError, ValueError, FileNotFoundError) as error:

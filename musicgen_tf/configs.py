@@ -40,12 +40,9 @@ class TrainConfig:
     seed: int = 1234
     warmup_steps: int = 0  # linear warm-up from 0 to the schedule's rate over this many steps
     mixed_precision: str = "off"  # off | on | auto (on where a GPU is visible); `--mixed-precision` overrides it
-    # REMI token models: train on windows of this many tokens every `window_stride` (0 = whole pieces), and
-    # augment the training windows (pitch shift of up to +-N semitones, tempo factor in [1/x, x]; 0 / 1.0 = off)
+    # REMI token models: train on windows of this many tokens every `window_stride` (0 = whole pieces)
     window_tokens: int = 0
     window_stride: int = 0
-    augment_pitch_shift: int = 0
-    augment_tempo_stretch: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +57,9 @@ class Preset:
     tiny_train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     label: str | None = None  # optional conditioning label (manifest label name), e.g. "primary_style"
     description: str = ""
-    # Training-batch augmentation (Magenta's `note_sequence_augmenter`), e.g. {"transpose_range": (-5, 5)};
-    # never applied to validation, evaluation or export (see musicgen_tf.tfrecords.augment).
+    # Training-data augmentation, never applied to validation, evaluation or export (musicgen_tf.tfrecords.augment):
+    # melody {"transpose_range": (-5, 5)} (Magenta's `NoteSequenceAugmenter`); remi {"pitch_shift": 6 (semitones
+    # each way), "tempo_stretch": 1.2 (tempo factor in [1/x, x])}.
     augmentation: Mapping[str, Any] | None = None
 
     def resolved(self, tiny: bool = False, **train_overrides) -> "Preset":
@@ -169,6 +167,37 @@ for _bars in (2, 4):
         description=f"{_bars}-bar GrooVAE: drum hits, velocities and microtiming offsets (Groove MIDI)"))
 
 
+# ---- Magenta's MusicVAE configs by their own names (issue 14), so that `musicgen import-magenta --config NAME`
+# and `musicgen train --preset NAME` mean the network and data of Magenta's CONFIG_MAP[NAME].  Each is one of the
+# presets above with what Magenta's config changes (sizes from magenta/models/music_vae/configs.py).
+def _magenta_config(name: str, base: str, what: str, converter: Mapping[str, Any] | None = None, **model) -> None:
+    preset = PRESETS[base]
+    register(dataclasses.replace(
+        preset, name=name, description=f"{what}, Magenta's {name}",
+        converter_params=_frozen(**{**preset.converter_params, **(converter or {})}),
+        model=_frozen(**{**preset.model, **model})))
+
+
+_BIG_2BAR = dict(encoder_units=(2048,), decoder_units=(2048, 2048, 2048), latent_dim=512)
+_magenta_config("cat-mel_2bar_small", "cat-mel_2bar", "2-bar melody MusicVAE")
+_magenta_config("cat-mel_2bar_big", "cat-mel_2bar", "2-bar melody MusicVAE (3 x 2048 decoder)", max_beta=0.5,
+                **_BIG_2BAR)
+_magenta_config("flat-mel_16bar", "hierdec-mel_16bar", "16-bar melody MusicVAE with a flat decoder",
+                decoder="flat", decoder_units=(2048, 2048, 2048), level_lengths=None)
+_magenta_config("cat-drums_2bar_small", "cat-drums_2bar", "2-bar drum MusicVAE (9-class drum map)")
+_magenta_config("cat-drums_2bar_big", "cat-drums_2bar", "2-bar drum MusicVAE (9-class drum map, 3 x 2048 decoder)",
+                **_BIG_2BAR)
+_magenta_config("groovae_2bar_humanize", "groovae_2bar",
+                "2-bar GrooVAE that encodes quantized hits and decodes velocities and timing",
+                converter=dict(humanize=True))
+_magenta_config("groovae_2bar_tap_fixed_velocity", "groovae_2bar",
+                "2-bar GrooVAE that encodes one tapped rhythm and decodes a whole groove",
+                converter=dict(tapify=True, fixed_velocities=True))
+_magenta_config("groovae_2bar_add_closed_hh", "groovae_2bar",
+                "2-bar GrooVAE that encodes a groove without closed hi-hat and decodes it with one",
+                converter=dict(add_instruments=[2]))
+
+
 def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
@@ -266,8 +295,8 @@ register(Preset(
                   segment_len=512, mem_len=512, sample_bars=4, sample_max_tokens=512),
     train=TrainConfig(batch_size=16, learning_rate=1e-4, lr_schedule="constant", warmup_steps=1000, clip_norm=1.0,
                       total_steps=100_000, steps_per_epoch=500, sample_every_epochs=5, num_samples=2,
-                      shuffle_buffer=2000, mixed_precision="auto", window_tokens=512, window_stride=256,
-                      augment_pitch_shift=6, augment_tempo_stretch=1.2),
+                      shuffle_buffer=2000, mixed_precision="auto", window_tokens=512, window_stride=256),
+    augmentation=_frozen(pitch_shift=6, tempo_stretch=1.2),
     tiny_model=_frozen(num_layers=2, d_model=32, num_heads=2, d_inner=64, segment_len=32, mem_len=32,
                        sample_bars=2, sample_max_tokens=64),
     tiny_train=_frozen(batch_size=2, learning_rate=1e-3, warmup_steps=0, total_steps=20, steps_per_epoch=5,

@@ -73,12 +73,30 @@ def _batch(examples: list[dict]) -> dict:
     return {name: np.stack([example[name] for example in examples]) for name in examples[0]}
 
 
+def _groove_z_mean(run, midi_path: str):
+    """GrooVAE: z_mean float32 [1, latent] of a MIDI file's first window as Magenta's inference mode encodes it:
+    the converter's encoder input (read with the inference drum map, corrupted as the config says: humanize,
+    tap, added instrument), not the groove itself."""
+    from musicgen_tf.latent import encoder_windows
+
+    windows = encoder_windows(run.converter, midi_file_to_note_sequence(midi_path))
+    if not windows:
+        raise MusicgenError(f"{midi_path}: the groovae representation finds no window in this file")
+    return run.model.encode_inputs(np.asarray(windows[:1], np.float32))[0]
+
+
 def interpolate(run_dir: str, midi_a: str, midi_b: str, out_dir: str, steps: int = 7,
                 checkpoint: str | None = None) -> list[dict]:
     """Decode `steps` points on the latent path from A to B (endpoints included)."""
     run = load_trained_model(run_dir, checkpoint)
-    a, b = (_batch([_first_example(run.converter, path)]) for path in (midi_a, midi_b))
-    outputs = run.model.interpolate(a, b, steps)
+    if run.converter.name == "groovae":
+        from musicgen_tf.models.music_vae import slerp
+
+        z_a, z_b = (_groove_z_mean(run, path)[0] for path in (midi_a, midi_b))
+        outputs = run.model.decode(slerp(z_a, z_b, np.linspace(0.0, 1.0, steps)), temperature=0.0, seed=[0, 0])
+    else:
+        a, b = (_batch([_first_example(run.converter, path)]) for path in (midi_a, midi_b))
+        outputs = run.model.interpolate(a, b, steps)
     pieces = [run.converter.render_output(example) for example in outputs_to_examples(outputs)]
     return render_pieces(pieces, out_dir, "interpolation", run.preset.representation)
 
@@ -88,7 +106,7 @@ def reconstruct(run_dir: str, midi: str, out_dir: str, temperature: float = 0.0,
     """Encode the first window of `midi` and decode it back (temperature 0 = most likely decoding)."""
     run = load_trained_model(run_dir, checkpoint)
     example = _batch([_first_example(run.converter, midi)])
-    z_mean, _ = run.model.encode(example)
+    z_mean = _groove_z_mean(run, midi) if run.converter.name == "groovae" else run.model.encode(example)[0]
     outputs = run.model.decode(z_mean, temperature=temperature)
     pieces = [run.converter.render_output(example) for example in outputs_to_examples(outputs)]
     original = run.converter.from_example({k: v[0] for k, v in example.items()})

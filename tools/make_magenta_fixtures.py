@@ -49,6 +49,9 @@ FIXTURES = {
                               "groove", 0.5),
     "groovae_2bar_tap_fixed_velocity": ("groovae_2bar_tap_fixed_velocity",
                                         dict(enc_rnn_size=[12], dec_rnn_size=[10, 10], z_size=6), "groove", 0.5),
+    "groovae_2bar_add_closed_hh": ("groovae_2bar_add_closed_hh",
+                                   dict(enc_rnn_size=[12], dec_rnn_size=[10, 10], z_size=6), "groove", 0.5),
+    "groovae_4bar": ("groovae_4bar", dict(enc_rnn_size=[12], dec_rnn_size=[10, 10], z_size=6), "long_groove", 0.5),
 }
 
 
@@ -208,7 +211,8 @@ def make_fixture(name, out_dir, magenta_config, hparams, kind, bias_shift, seed)
             os.remove(os.path.join(out_dir, leftover))
 
     midis = {"melody": lambda: melody_midis(3, seed), "long_melody": lambda: melody_midis(17, seed),
-             "drums": lambda: drum_midis(3, seed), "groove": lambda: drum_midis(3, seed)}[kind]()
+             "drums": lambda: drum_midis(3, seed), "groove": lambda: drum_midis(3, seed),
+             "long_groove": lambda: drum_midis(5, seed)}[kind]()
     trained = TrainedModel(config, batch_size=batch_size, checkpoint_dir_or_path=prefix)
     converter = trained._config.data_converter  # in 'infer' mode, as TrainedModel uses it
 

@@ -109,11 +109,11 @@ def _build_resnet_cvae(preset: Preset, manifest: dict) -> keras.Model:
 def _build_transformer_xl(preset: Preset, manifest: dict) -> keras.Model:
     """REMI Transformer-XL; vocabulary and special ids from the converter."""
     from musicgen_tf.models.transformer_xl import TransformerXL
-    from musicgen_tf.music.remi import BAR, EOS_ID, PAD_ID
+    from musicgen_tf.music.remi import BAR
     from musicgen_tf.music.representations import converter_from_config
 
     converter = converter_from_config(manifest["representation"])
-    model = TransformerXL(vocab_size=converter.vocab_size, pad_id=PAD_ID, eos_id=EOS_ID,
+    model = TransformerXL(vocab_size=converter.vocab_size, pad_id=converter.pad_id, eos_id=converter.eos_id,
                           bar_id=converter.vocab.token_to_id(BAR), **dict(preset.model))
     model.build()  # every weight comes from the config (BackupAndRestore needs a built model)
     return model

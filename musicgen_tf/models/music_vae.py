@@ -235,11 +235,18 @@ def _effective_bias(bias, block):
     return bias + tf.constant([0.0] * (2 * units) + [BLOCK_FORGET_BIAS] * units + [0.0] * units, bias.dtype)
 
 
-def lstm_step(lstm, x, state, block=False):
-    """One step of a built `keras.layers.LSTM`'s weights: x [N, F], state [h, c] -> (h [N, H], [h, c])."""
+def lstm_step(lstm, x, state, block=False, constant_projection=None):
+    """One step of a built `keras.layers.LSTM`'s weights: x [N, F], state [h, c] -> (h [N, H], [h, c]).
+
+    constant_projection: [N, 4H] or None: the projection (bias included) of a per-sequence input that follows x's F
+    features in the kernel's rows, computed once by `constant_projection` instead of at every step."""
     cell = lstm.cell
     dtype = x.dtype
-    projected = tf.matmul(x, tf.cast(cell.kernel, dtype)) + _effective_bias(tf.cast(cell.bias, dtype), block)
+    kernel = tf.cast(cell.kernel, dtype)
+    if constant_projection is None:
+        projected = tf.matmul(x, kernel) + _effective_bias(tf.cast(cell.bias, dtype), block)
+    else:
+        projected = tf.matmul(x, kernel[:x.shape[-1]]) + tf.cast(constant_projection, dtype)
     h, c = (tf.cast(s, dtype) for s in state)
     h, c, _ = _gates_forward(projected, tf.matmul(h, tf.cast(cell.recurrent_kernel, dtype)), c, block)
     return h, [h, c]
@@ -547,15 +554,26 @@ class LstmStack(keras.layers.Layer):
             constant = None
         return x
 
-    def step(self, x, states, training=False):
+    def step(self, x, states, training=False, constant_projection=None):
+        """constant_projection: from `constant_projection(constant)`, for x without the constant (not training)."""
         new_states = []
         for dropout, lstm, state in zip(self.dropouts, self.lstms, states):
             x = tf.cast(x, self.compute_dtype)
             if training and self.dropout > 0:
                 x = x * tf.cast(dropout_mask(tf.shape(x), self.dropout, dropout.seed_generator), x.dtype)
-            x, state = lstm_step(lstm, x, state, self.block)
+            x, state = lstm_step(lstm, x, state, self.block, constant_projection)
             new_states.append(state)
+            constant_projection = None
         return x, new_states
+
+    def constant_projection(self, constant):
+        """float [..., E] per-sequence input of the first layer (its kernel's last E rows) -> its projection plus
+        the bias, [..., 4H]: the part of every step's input projection that does not change (see `step`)."""
+        cell = self.lstms[0].cell
+        kernel = tf.cast(cell.kernel, self.compute_dtype)
+        bias = _effective_bias(tf.cast(cell.bias, self.compute_dtype), self.block)
+        return tf.einsum("...e,eg->...g", tf.cast(constant, self.compute_dtype),
+                         kernel[-constant.shape[-1]:]) + bias
 
 
 # -- the model --------------------------------------------------------------------------------------------------------
@@ -938,8 +956,11 @@ class MusicVAE(LossDictModel):
         greedy = temperature <= GREEDY_TEMPERATURE
         scaled = logits / tf.maximum(temperature, GREEDY_TEMPERATURE)
         if self.output_kind == CATEGORICAL:
-            drawn = tf.random.stateless_categorical(scaled, 1, seed=seed, dtype=tf.int32)[:, 0]
-            tokens = tf.where(greedy, tf.argmax(logits, axis=-1, output_type=tf.int32), drawn)
+            branches = (lambda: tf.argmax(logits, axis=-1, output_type=tf.int32),
+                        lambda: tf.random.stateless_categorical(scaled, 1, seed=seed, dtype=tf.int32)[:, 0])
+            # a Python temperature picks its branch now; a tensor one skips the draw when greedy
+            tokens = ((branches[0] if greedy else branches[1])() if isinstance(greedy, bool)
+                      else tf.cond(greedy, *branches))
             return tokens, self.decoder_features(tokens)
         hit_logits, velocity_logits, offset_logits = tf.split(logits, 3, axis=-1)
         hit_scaled = tf.split(scaled, 3, axis=-1)[0]
@@ -957,6 +978,7 @@ class MusicVAE(LossDictModel):
         initial_states = [[tf.reshape(s, [batch, self.segments, s.shape[-1]]) for s in layer]
                           for layer in flat_states]  # per layer [h, c], each [N, U, units]
         states = [[s[:, 0] for s in layer] for layer in initial_states]
+        constant_projections = self.decoder.constant_projection(embeddings)  # [N, U, 4H], once per segment
         previous = tf.zeros([batch, self.decoder_features.depth], self.compute_dtype)
         dtype = tf.int32 if self.output_kind == CATEGORICAL else tf.float32
         outputs = tf.TensorArray(dtype, size=self.seq_len, element_shape=None)
@@ -966,8 +988,8 @@ class MusicVAE(LossDictModel):
             reset = tf.equal(t % self.segment_len, 0)
             states = [[tf.where(reset, tf.gather(init, segment, axis=1), s) for init, s in zip(init_layer, layer)]
                       for init_layer, layer in zip(initial_states, states)]
-            x = tf.concat([previous, tf.gather(embeddings, segment, axis=1)], axis=-1)
-            h, states = self.decoder.step(x, states)
+            h, states = self.decoder.step(previous, states,
+                                          constant_projection=tf.gather(constant_projections, segment, axis=1))
             logits = self.output_projection(h)
             value, previous = self._sample_step(logits, temperature,
                                                 tf.random.experimental.stateless_fold_in(seed, t, alg=RNG_ALG))

@@ -48,6 +48,7 @@ TEMPO_CLASSES = {"slow": 30, "mid": 90, "fast": 150}  # class -> first qpm; each
 TEMPO_SPAN = 60
 MIN_QPM, MAX_QPM = 30, 30 + 3 * TEMPO_SPAN - 1
 DEFAULT_QPM = 120.0
+DEFAULT_FLAVOUR = "musicgen"  # the other: "pop-music-transformer" (remi_pop.py)
 PITCH_CLASSES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
 CHORD_QUALITIES = ("maj", "min", "dim", "aug", "dom7", "maj7", "min7", "hdim7", "dim7", "sus2", "sus4")
 NO_CHORD = "N:N"
@@ -147,8 +148,43 @@ def _steps_to_seconds_fn(tempo_steps: list[tuple[int, float]], positions_per_qua
 
 
 # ---------------------------------------------------------------------------------------------------- vocabulary
-class RemiVocabulary:
-    """Token strings <-> int ids, built deterministically from the converter parameters (no corpus pass)."""
+class TokenVocabulary:
+    """Token strings <-> int ids in the given order; a token's type is the part before its first `_`."""
+
+    where = "the REMI vocabulary"  # named when a token is missing
+
+    def __init__(self, tokens: Sequence[str]):
+        self.tokens = [str(t) for t in tokens]
+        self._ids = {token: i for i, token in enumerate(self.tokens)}
+        if len(self._ids) != len(self.tokens):
+            raise ValueError(f"{self.where} lists a token twice")
+        types = [token.split("_")[0] for token in self.tokens]  # "Note-On", "Chord", ...
+        self._type_codes = {token_type: code for code, token_type in enumerate(dict.fromkeys(types))}
+        self._type_code_of_id = np.array([self._type_codes[token_type] for token_type in types])
+
+    def ids_of_type(self, ids: np.ndarray, token_type: str) -> np.ndarray:
+        """bool mask of `ids` whose token type is `token_type`."""
+        return self._type_code_of_id[np.asarray(ids)] == self._type_codes.get(token_type, -1)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokens)
+
+    def token_to_id(self, token: str) -> int:
+        try:
+            return self._ids[token]
+        except KeyError:
+            raise ValueError(f"token {token!r} is not in {self.where}") from None
+
+    def id_to_token(self, token_id: int) -> str:
+        return self.tokens[int(token_id)]
+
+    def __contains__(self, token: str) -> bool:
+        return token in self._ids
+
+
+class RemiVocabulary(TokenVocabulary):
+    """Our REMI tokens, built deterministically from the converter parameters (no corpus pass)."""
 
     def __init__(self, positions_per_quarter: int, time_signatures: Sequence[str], max_duration: int,
                  min_pitch: int, max_pitch: int):
@@ -163,31 +199,7 @@ class RemiVocabulary:
         tokens += [f"Note-Velocity_{v}" for v in range(len(VELOCITY_BINS) - 1)]
         tokens += [f"Note-On_{p}" for p in range(min_pitch, max_pitch + 1)]
         tokens += [f"Note-Duration_{d}" for d in range(1, max_duration + 1)]
-        self.tokens = tokens
-        self._ids = {token: i for i, token in enumerate(tokens)}
-        types = [token.split("_")[0] for token in tokens]  # "Note-On", "Chord", ...
-        self._type_codes = {token_type: code for code, token_type in enumerate(dict.fromkeys(types))}
-        self._type_code_of_id = np.array([self._type_codes[token_type] for token_type in types])
-
-    def ids_of_type(self, ids: np.ndarray, token_type: str) -> np.ndarray:
-        """bool mask of `ids` whose token type (the part before `_`) is `token_type`."""
-        return self._type_code_of_id[np.asarray(ids)] == self._type_codes.get(token_type, -1)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.tokens)
-
-    def token_to_id(self, token: str) -> int:
-        try:
-            return self._ids[token]
-        except KeyError:
-            raise ValueError(f"token {token!r} is not in the REMI vocabulary") from None
-
-    def id_to_token(self, token_id: int) -> str:
-        return self.tokens[int(token_id)]
-
-    def __contains__(self, token: str) -> bool:
-        return token in self._ids
+        super().__init__(tokens)
 
 
 def bar_positions(time_signature: str, positions_per_quarter: int) -> int:
@@ -215,10 +227,21 @@ class RemiConverter(Converter):
 
     name = "remi"
     schema_version = 1
+    pad_id, eos_id = PAD_ID, EOS_ID  # the special ids a model of these tokens is built with
+
+    def __new__(cls, *args, flavour: str = DEFAULT_FLAVOUR, **kwargs):
+        """`flavour="pop-music-transformer"` builds the original's REMI (`remi_pop.PopMusicRemiConverter`)."""
+        if cls is RemiConverter and flavour != DEFAULT_FLAVOUR:
+            from musicgen_tf.music.remi_pop import FLAVOUR, PopMusicRemiConverter
+
+            if flavour != FLAVOUR:
+                raise ValueError(f"REMI flavour must be {DEFAULT_FLAVOUR!r} or {FLAVOUR!r}, got {flavour!r}")
+            return super().__new__(PopMusicRemiConverter)
+        return super().__new__(cls)
 
     def __init__(self, positions_per_quarter: int = 4, time_signatures: Sequence[str] = DEFAULT_TIME_SIGNATURES,
                  max_duration: int = 64, min_pitch: int = 0, max_pitch: int = 127, chords: str = "auto",
-                 include_drums: bool = False, repeat_position: bool = False):
+                 include_drums: bool = False, repeat_position: bool = False, flavour: str = DEFAULT_FLAVOUR):
         if chords not in ("auto", "markers", "infer", "none"):
             raise ValueError(f"chords must be auto|markers|infer|none, got {chords!r}")
         self.positions_per_quarter = int(positions_per_quarter)
@@ -262,6 +285,11 @@ class RemiConverter(Converter):
     def tokens_to_strings(self, ids: Iterable[int]) -> list[str]:
         """int ids [length] -> token strings (PAD dropped)."""
         return [self.vocab.id_to_token(i) for i in np.asarray(ids).reshape(-1) if int(i) != PAD_ID]
+
+    def original_event_names(self, ids: Iterable[int]) -> list[str]:
+        """int ids -> event names spelled as the Pop Music Transformer's (`Note Velocity_20`, `Tempo Class_mid`);
+        PAD dropped.  (This flavour's durations count grid steps, the original's 32nd-note bins.)"""
+        return [token.replace("-", " ", 1) if "_" in token else token for token in self.tokens_to_strings(ids)]
 
     def strings_to_tokens(self, strings: Iterable[str]) -> np.ndarray:
         """Token strings -> int64 ids [length]."""

@@ -1,8 +1,9 @@
-"""Training-time augmentation of parsed batches: Magenta's `NoteSequenceAugmenter(transpose_range)` on melody tokens.
+"""Training-time augmentation: a preset's `augmentation` -> the object the training input pipeline applies.
 
-A separate object that only the training input pipeline applies (`apply`), so validation, evaluation, generation and
-export never see it.  Draws are stateless, seeded by (seed, batch index): a resumed run that skips the batches it
-has seen gets the same transpositions as an uninterrupted one.
+Melody: Magenta's `NoteSequenceAugmenter(transpose_range)` on batches of tokens (here).  REMI: pitch shift and
+tempo stretch of each example (`remi_augment.RemiAugmentation`).  Only the training split is augmented, so
+validation, evaluation, generation and export never see it.  Draws are stateless, seeded by (seed, element index):
+a resumed run that skips what it has seen gets the same draws as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -27,20 +28,23 @@ class MelodyTransposer:
     `__call__({"tokens": int [B, T], ...}, seed int [2])` -> the same dict with transposed tokens.
     """
 
+    per_example = False  # applied to batches
+
     def __init__(self, transpose_range, num_pitches: int, no_event: int = 0, note_off: int = 1,
-                 first_pitch: int = 2):
+                 first_pitch: int = 2, seed: int = 0):
         low, high = (int(v) for v in transpose_range)
         if low > high:
             raise ValueError(f"transpose_range must be (low, high) with low <= high, got {tuple(transpose_range)}")
         self.transpose_range = (low, high)
         self.num_pitches, self.no_event, self.note_off, self.first_pitch = num_pitches, no_event, note_off, first_pitch
+        self.seed = int(seed)
 
     @classmethod
-    def from_converter(cls, converter, transpose_range) -> "MelodyTransposer":
+    def from_converter(cls, converter, transpose_range, seed: int = 0) -> "MelodyTransposer":
         """Token layout read from a `MelodyConverter` (its `MelodyOneHotEncoding`)."""
         encode = converter.encoding.encode_event
         return cls(transpose_range, num_pitches=converter.max_pitch - converter.min_pitch + 1,
-                   no_event=encode(-2), note_off=encode(-1), first_pitch=encode(converter.min_pitch))
+                   no_event=encode(-2), note_off=encode(-1), first_pitch=encode(converter.min_pitch), seed=seed)
 
     def transpose(self, tokens, amounts):
         """tokens int [B, T], amounts int [B] semitones -> tokens [B, T] (same dtype), out-of-range notes dropped."""
@@ -78,24 +82,34 @@ class MelodyTransposer:
                                               dtype=tf.int32)
         return {**batch, "tokens": self.transpose(tokens, amounts)}
 
-    def apply(self, dataset: tf.data.Dataset, seed: int) -> tf.data.Dataset:
+    def apply(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
         """A batched training dataset -> the same, augmented; batch i draws from the stateless seed (seed, i)."""
         return dataset.enumerate().map(
-            lambda index, batch: self(batch, tf.stack([tf.cast(seed, tf.int64), index])),
+            lambda index, batch: self(batch, tf.stack([tf.constant(self.seed, tf.int64), index])),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     def get_config(self) -> dict[str, Any]:
         return {"transpose_range": list(self.transpose_range)}
 
 
-def make_augmenter(augmentation: Mapping[str, Any] | None, representation: str, converter):
-    """A preset's `augmentation` (e.g. `{"transpose_range": (-5, 5)}`) -> an augmenter for its training batches, or
-    None.  Refuses what the representation cannot do."""
+_KEYS = {"melody": {"transpose_range"}, "remi": {"pitch_shift", "tempo_stretch"}}
+
+
+def make_augmenter(augmentation: Mapping[str, Any] | None, representation: str, converter, seed: int = 0):
+    """A preset's `augmentation` -> its augmenter (`per_example`: applied to examples before batching, else to
+    batches; `apply(dataset)`), or None.  Refuses what the representation cannot do."""
     if not augmentation:
         return None
-    unknown = set(augmentation) - {"transpose_range"}
+    if representation not in _KEYS:
+        raise ValueError(f"augmentation {sorted(augmentation)} needs one of the representations {sorted(_KEYS)}, "
+                         f"got {representation!r}")
+    unknown = set(augmentation) - _KEYS[representation]
     if unknown:
-        raise ValueError(f"unknown augmentation {sorted(unknown)}; supported: transpose_range")
-    if representation != "melody":
-        raise ValueError(f"transpose_range augmentation needs the 'melody' representation, got {representation!r}")
-    return MelodyTransposer.from_converter(converter, augmentation["transpose_range"])
+        raise ValueError(f"unknown augmentation {sorted(unknown)} for {representation!r}; supported: "
+                         f"{sorted(_KEYS[representation])}")
+    if representation == "melody":
+        return MelodyTransposer.from_converter(converter, augmentation["transpose_range"], seed=seed)
+    from musicgen_tf.tfrecords.remi_augment import RemiAugmentation
+
+    return RemiAugmentation(converter, max_shift=augmentation.get("pitch_shift", 0),
+                            max_stretch=augmentation.get("tempo_stretch", 1.0), seed=seed)

@@ -50,6 +50,8 @@ class RemiAugmentation:
       seed: base of the stateless draws.
     """
 
+    per_example = True  # applied to examples (windows) before batching
+
     def __init__(self, converter: RemiConverter, max_shift: int = 6, max_stretch: float = 1.2, seed: int = 0):
         if max_shift < 0 or max_stretch < 1.0:
             raise ValueError(f"max_shift must be >= 0 and max_stretch >= 1, got {max_shift}, {max_stretch}")

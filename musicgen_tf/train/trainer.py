@@ -71,28 +71,25 @@ def _check_same_run(run: RunDir, config: dict) -> None:
                              "use a new --run-dir (or delete this one) to start another run")
 
 
-def token_transforms(preset: Preset, converter):
-    """(train transform, validation transform) for `make_dataset`, or (None, None): REMI windows on both splits
-    (the preset's `window_tokens`/`window_stride`), augmentation (`RemiAugmentation`) on the training split only."""
+def token_transforms(preset: Preset, augmenter=None):
+    """(train transform, validation transform) for `make_dataset`, or (None, None): token windows on both splits
+    (the preset's `window_tokens`/`window_stride`) and a per-example augmenter on the training split only."""
     config = preset.train
-    augment = config.augment_pitch_shift > 0 or config.augment_tempo_stretch > 1.0
-    if preset.representation != "remi" or not (config.window_tokens or augment):
+    augmenter = augmenter if augmenter is not None and augmenter.per_example else None
+    if not (config.window_tokens or augmenter):
         return None, None
-    from musicgen_tf.tfrecords.remi_augment import RemiAugmentation, window_dataset
+    from musicgen_tf.tfrecords.remi_augment import window_dataset
 
     def windows(ds):
         if not config.window_tokens:
             return ds
         return window_dataset(ds, config.window_tokens, config.window_stride or config.window_tokens)
 
-    augmentation = (RemiAugmentation(converter, config.augment_pitch_shift, config.augment_tempo_stretch,
-                                     seed=config.seed) if augment else None)
-
     def train_transform(ds):
         ds = windows(ds)
         if config.window_tokens:  # windows of one piece would otherwise sit side by side in a batch
             ds = ds.shuffle(config.shuffle_buffer, seed=config.seed)
-        return augmentation.apply(ds) if augmentation else ds
+        return augmenter.apply(ds) if augmenter else ds
 
     return train_transform, (windows if config.window_tokens else None)
 
@@ -139,16 +136,16 @@ def _fit(options: TrainOptions, preset: Preset, manifest: dict, data_dir: str, r
     epochs = math.ceil(train_config.total_steps / train_config.steps_per_epoch)
     labels = (preset.label,) if preset.label else ()
     done_epochs = min(run.resume_epoch(), epochs)
-    train_transform, validation_transform = token_transforms(preset, converter)
+    augmenter = make_augmenter(preset.augmentation, preset.representation, converter, seed=train_config.seed)
+    train_transform, validation_transform = token_transforms(preset, augmenter)
     # Global batches; under a distribution strategy Keras splits each over the replicas, every worker keeping its
     # part of the same seeded stream (`shard_by_data`).
     train_data = make_dataset(data_dir, "train", train_config.batch_size, representation=preset.representation,
                               shuffle=True, shuffle_buffer=train_config.shuffle_buffer, repeat=True,
                               drop_remainder=True, labels=labels, seed=train_config.seed, with_source_key=False,
                               transform=train_transform)
-    augmenter = make_augmenter(preset.augmentation, preset.representation, converter)
-    if augmenter is not None:  # training batches only, seeded per batch (so the skip below keeps resume exact)
-        train_data = augmenter.apply(train_data, train_config.seed)
+    if augmenter is not None and not augmenter.per_example:  # seeded per batch: the skip below keeps resume exact
+        train_data = augmenter.apply(train_data)
     train_data = train_data.skip(done_epochs * train_config.steps_per_epoch)  # batches seen before the restart
     train_data = distributed.shard_by_data(train_data)
     validation, validation_steps = None, None

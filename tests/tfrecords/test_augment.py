@@ -76,20 +76,24 @@ def test_amounts_are_uniform_in_the_range_per_example_and_reproducible():
 
 
 def test_apply_seeds_each_batch_by_its_index_so_a_skip_resumes_the_same_stream():
-    transposer = MelodyTransposer.from_converter(CONVERTER, (-5, 5))
+    transposer = MelodyTransposer.from_converter(CONVERTER, (-5, 5), seed=7)
     data = tf.data.Dataset.from_tensors({"tokens": tf.fill([8, 4], tf.constant(50, tf.int64))}).repeat(6)
-    full = [b["tokens"].numpy() for b in transposer.apply(data, 7)]
-    resumed = [b["tokens"].numpy() for b in transposer.apply(data, 7).skip(4)]
+    full = [b["tokens"].numpy() for b in transposer.apply(data)]
+    resumed = [b["tokens"].numpy() for b in transposer.apply(data).skip(4)]
     np.testing.assert_array_equal(np.stack(full[4:]), np.stack(resumed))
     assert not all(np.array_equal(full[0], b) for b in full[1:])
 
 
 def test_presets_augment_where_magenta_does():
-    augmented = {name for name, p in PRESETS.items() if p.augmentation}
-    assert augmented == {"cat-mel_2bar"}  # cat-mel_2bar_small/_big: (-5, 5); Magenta's 16-bar, drum, groove: none
-    assert tuple(get_preset("cat-mel_2bar").augmentation["transpose_range"]) == (-5, 5)
+    augmented = {name for name, p in PRESETS.items() if p.augmentation and p.representation == "melody"}
+    # cat-mel_2bar_small/_big: (-5, 5); Magenta's 16-bar, drum, groove: none
+    assert augmented == {"cat-mel_2bar", "cat-mel_2bar_small", "cat-mel_2bar_big"}
+    for name in augmented:
+        assert tuple(get_preset(name).augmentation["transpose_range"]) == (-5, 5)
     assert make_augmenter(None, "melody", CONVERTER) is None
-    with pytest.raises(ValueError, match="needs the 'melody' representation"):
+    with pytest.raises(ValueError, match="needs one of the representations"):
         make_augmenter({"transpose_range": (-5, 5)}, "drums", None)
     with pytest.raises(ValueError, match="unknown augmentation"):
         make_augmenter({"stretch_range": (0.9, 1.1)}, "melody", CONVERTER)
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        make_augmenter({"transpose_range": (-5, 5)}, "remi", None)

@@ -9,6 +9,7 @@ from note_seq.protobuf import music_pb2
 
 from musicgen_tf.configs import get_preset
 from musicgen_tf.music.remi import PAD_ID, RemiConverter
+from musicgen_tf.tfrecords.augment import make_augmenter
 from musicgen_tf.tfrecords.remi_augment import RemiAugmentation, token_windows
 from musicgen_tf.train import runtime
 from musicgen_tf.train.schedules import make_optimizer
@@ -103,8 +104,9 @@ def test_windows_follow_the_seed_slicing():
 
 def test_trainer_augments_training_windows_only():
     preset = get_preset("remi_txl_pop").resolved(tiny=True)
-    assert preset.train.augment_pitch_shift == 6
-    train_transform, validation_transform = token_transforms(preset, CONVERTER)
+    assert dict(preset.augmentation) == {"pitch_shift": 6, "tempo_stretch": 1.2}
+    augmenter = make_augmenter(preset.augmentation, preset.representation, CONVERTER, seed=preset.train.seed)
+    train_transform, validation_transform = token_transforms(preset, augmenter)
     pieces = [np.tile(piece(), 6) for _ in range(3)]
     source = tf.data.Dataset.from_generator(lambda: ({"tokens": p} for p in pieces),
                                             output_signature={"tokens": tf.TensorSpec([None], tf.int64)})

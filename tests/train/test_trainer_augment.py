@@ -33,9 +33,9 @@ def test_only_the_training_batches_are_transposed(tmp_path, monkeypatch):
         made[split] = real_make_dataset(data_dir, split, *args, **kwargs)
         return made[split]
 
-    def apply(self, dataset, seed):
+    def apply(self, dataset):
         augmented.append((dataset, self.transpose_range))
-        return real_apply(self, dataset, seed)
+        return real_apply(self, dataset)
 
     monkeypatch.setattr(trainer, "make_dataset", make_dataset)
     monkeypatch.setattr(augment.MelodyTransposer, "apply", apply)

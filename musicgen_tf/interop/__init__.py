@@ -1,0 +1,1 @@
+"""Interop with the original implementations: one module per original (checkpoint importers and the like)."""
