@@ -60,3 +60,15 @@ def test_replicas_get_their_rows_of_one_global_draw():
         tf.distribute.get_replica_context = original
     assert rows.numpy().tolist() == full[2:].numpy().tolist()
     assert columns.numpy().tolist() == full[:, 3:].numpy().tolist()
+
+
+def test_gradient_accumulation_across_replicas_is_refused_before_anything_is_written(monkeypatch, tmp_path):
+    import types
+
+    from musicgen_tf.train.trainer import TrainOptions, train
+
+    monkeypatch.setattr(runtime, "make_strategy", lambda name: types.SimpleNamespace(num_replicas_in_sync=2))
+    with pytest.raises(MusicgenError, match="accumulates gradients over 2 steps"):
+        train(TrainOptions(preset="beta_vae_pitch", data=str(tmp_path / "data"), run_dir=str(tmp_path / "run"),
+                           tiny=True, strategy="mirrored"))
+    assert not (tmp_path / "run").exists()
