@@ -177,7 +177,7 @@ def main():
     print(f"kernels: PyTorch ATen {torch.backends.cpu.get_cpu_capability()}, BLAS {blas}; "
           f"TensorFlow oneDNN {'off' if os.environ.get('TF_ENABLE_ONEDNN_OPTS') == '0' else 'on'}"
           + (f"; capped by {capped}" if capped else ""))
-    print(f"threads: torch intra_op={torch.get_num_threads()}; TF inter_op="
+    print(f"threads: torch intra_op={args.threads} and 1; TF inter_op="
           f"{tf.config.threading.get_inter_op_parallelism_threads()}, intra_op="
           f"{tf.config.threading.get_intra_op_parallelism_threads()} x {concurrent_chains()} concurrent chains")
     print(f"median over {args.rounds} x {args.steps} steps after {args.warmup} warm-up steps:")
