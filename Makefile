@@ -34,7 +34,7 @@ test: setup
 # Side-by-side benchmarks; each prints RESULT lines. PyTorch (the MusicVAE reference) is a bench-only extra.
 bench: setup
 	$(PY) -m pip install --quiet -e ".[bench]"
-	for script in preprocess musicvae_step txl_train_step txl_generate cvae_step serving evaluate magenta_import; do \
+	for script in preprocess musicvae_step txl_train_step txl_generate cvae_step serving evaluate magenta_import multi_worker; do \
 		$(PY) bench/$$script.py || exit 1; done
 
 clean:

@@ -29,3 +29,15 @@ def median_ms(contenders: dict, rounds: int, steps: int, warmup: int) -> dict[st
     """{name: step()} -> {name: median ms per step} (see `interleaved_times`)."""
     return {name: statistics.median(values)
             for name, values in interleaved_times(contenders, rounds, steps, warmup).items()}
+
+
+def with_torch_threads(step, threads):
+    """step, run with PyTorch's OpenMP threads set to `threads`.  On a CPU shared with other jobs all cores can be
+    much slower than one (its threads wait for each other at every op), so benches time both and count the faster."""
+    import torch
+
+    def run():
+        torch.set_num_threads(threads)
+        return step()
+
+    return run

@@ -46,7 +46,7 @@ warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
 
-from timing import interleaved_times  # noqa: E402  (bench/timing.py, beside this script)
+from timing import interleaved_times, with_torch_threads  # noqa: E402  (bench/timing.py, beside this script)
 
 SIZES = {
     "preset": dict(num_layers=12, d_model=512, num_heads=8, d_inner=2048, segment_len=512, mem_len=512, batch=1,
@@ -230,18 +230,6 @@ def first_losses(vocab, size, tokens):
     return keras_step(k_model, tokens)(), torch_step(t_model, tokens, size)()
 
 
-def with_threads(step, threads):
-    """PyTorch's OpenMP threads for this contender: on a CPU shared with other jobs, all cores can be much slower
-    than one (its threads wait for each other at every op), so both settings run and the faster one counts."""
-    import torch
-
-    def run():
-        torch.set_num_threads(threads)
-        return step()
-
-    return run
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["cpu", "preset"], choices=sorted(SIZES))
@@ -272,7 +260,7 @@ def main():
         assert abs(keras_loss - torch_loss) < 1e-3 * max(1.0, abs(torch_loss)), "not the same network"
         k_model, t_model = keras_model(vocab, size, 0.1), torch_model(vocab, size, 0.1)
         copy_keras_weights(k_model, t_model)
-        contenders = {f"pytorch ({threads} thr)": with_threads(torch_step(t_model, tokens, size), threads)
+        contenders = {f"pytorch ({threads} thr)": with_torch_threads(torch_step(t_model, tokens, size), threads)
                       for threads in sorted({torch_threads, 1}, reverse=True)}
         contenders["keras"] = keras_step(k_model, tokens)
         rounds, steps = (args.rounds, args.steps) if name != "preset" else (args.preset_rounds, 1)

@@ -260,12 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_train(args) -> None:
+    from musicgen_tf.train import distributed
     from musicgen_tf.train.trainer import TrainOptions, train
 
     train(TrainOptions(preset=args.preset, data=args.data, run_dir=args.run_dir, tiny=args.tiny,
                        epochs=args.epochs, steps=args.steps, steps_per_epoch=args.steps_per_epoch,
                        batch_size=args.batch_size, mixed_precision=args.mixed_precision, xla=args.xla,
                        strategy=args.strategy, seed=args.seed))
+    if args.strategy == "multi-worker" and not distributed.tf_config_is_chief():
+        print("this worker is done; the chief wrote the run directory")
+        return
     print(f"trained weights: {os.path.join(os.path.expanduser(args.run_dir), 'model.weights.h5')}")
 
 

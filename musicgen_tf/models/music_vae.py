@@ -61,7 +61,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from musicgen_tf.models.common import LossDictModel
+from musicgen_tf.models.common import Dropout, LossDictModel, dropout_mask, global_batch_draw, replicas_in_sync
 
 CATEGORICAL = "categorical"
 GROOVE = "groove"
@@ -344,10 +344,10 @@ def run_lstm(lstm, x, initial_state, constant=None, reverse=False, training=Fals
     return _RECURRENCES[training, reverse, block](projected, h0, c0, tf.cast(cell.recurrent_kernel, dtype))
 
 
-def _batch_slices(chains, x, states, constant):
-    """Split a time-major input (float [T, N, ...] or TokenInputs), per-layer states ([h, c], each [N, H]) and a
-    per-sequence constant [N, E] (or None) into `chains` batch slices whose sizes differ by at most one.
-    Returns (x, states, constant) per slice."""
+def _batch_slices(chains, x, states, constant, masks):
+    """Split a time-major input (float [T, N, ...] or TokenInputs), per-layer states ([h, c], each [N, H]), a
+    per-sequence constant [N, E] (or None) and per-layer dropout masks ([T, N, F] or None) into `chains` batch
+    slices whose sizes differ by at most one.  Returns (x, states, constant, masks) per slice."""
     batch = tf.shape(states[0][0])[0]
     bounds = [batch * i // chains for i in range(chains + 1)]
     sizes = [bounds[i + 1] - bounds[i] for i in range(chains)]
@@ -359,7 +359,8 @@ def _batch_slices(chains, x, states, constant):
     layers = [(split(h), split(c)) for h, c in states]
     slice_states = [[[h[i], c[i]] for h, c in layers] for i in range(chains)]
     constants = [None] * chains if constant is None else split(constant)
-    return list(zip(xs, slice_states, constants))
+    layer_masks = [[None] * chains if mask is None else split(mask, 1) for mask in masks]
+    return list(zip(xs, slice_states, constants, [list(parts) for parts in zip(*layer_masks)]))
 
 
 # -- layers -----------------------------------------------------------------------------------------------------------
@@ -452,7 +453,7 @@ class BidirectionalEncoder(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units, self.dropout, self.cell = tuple(units), dropout, cell
         self.block = cell == BLOCK_CELL
-        self.dropouts = [keras.layers.Dropout(dropout, name=f"dropout_{i}") for i in range(len(self.units))]
+        self.dropouts = [Dropout(dropout, batch_axis=1, name=f"dropout_{i}") for i in range(len(self.units))]
         self.layers = [keras.layers.Bidirectional(_make_lstm(u, cell, f"lstm_{i}", return_state=True),
                                                   name=f"bilstm_{i}") for i, u in enumerate(self.units)]
 
@@ -497,6 +498,7 @@ class LstmStack(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units, self.dropout, self.cell = tuple(units), dropout, cell
         self.block = cell == BLOCK_CELL
+        # Their seed generators draw the masks (`_dropout_masks`, `step`): one per layer for the whole batch.
         self.dropouts = [keras.layers.Dropout(dropout, name=f"dropout_{i}") for i in range(len(self.units))]
         self.lstms = [_make_lstm(u, cell, f"lstm_{i}") for i, u in enumerate(self.units)]
         self.state_projection = keras.layers.Dense(
@@ -521,16 +523,33 @@ class LstmStack(keras.layers.Layer):
         `concurrent_chains()`); the results are the same."""
         x = _time_major(x)  # [L, N, ...]
         chains = (chains or concurrent_chains()) if training else 1
+        masks = self._dropout_masks(x, constant, training)
         if chains == 1:
-            return tf.transpose(self._run(x, states, constant, training), [1, 0, 2])
-        slices = _batch_slices(chains, x, states, constant)
+            return tf.transpose(self._run(x, states, constant, masks, training), [1, 0, 2])
+        slices = _batch_slices(chains, x, states, constant, masks)
         return tf.transpose(tf.concat([self._run(*parts, training) for parts in slices], axis=1), [1, 0, 2])
 
-    def _run(self, x, states, constant, training):
+    def _dropout_masks(self, x, constant, training):
+        """Per layer, the multipliers of its input [L, N, F_l] (float32), or None without dropout.
+
+        Drawn for the whole batch before it is sliced into chains, and as this replica's rows of a global-batch
+        draw, so the masks do not depend on how the batch is split (chains, replicas, workers)."""
+        if not (training and self.dropout > 0):
+            return [None] * len(self.lstms)
+        steps_batch = tf.shape(x.ids if isinstance(x, TokenInputs) else x)[:2]
+        first = tf.shape(x.table if isinstance(x, TokenInputs) else x)[-1]
+        if constant is not None:
+            first += tf.shape(constant)[-1]
+        steps, batch = steps_batch[0], steps_batch[1]
+        return [dropout_mask(tf.stack([steps, batch, depth]), self.dropout, layer.seed_generator, batch_axis=1)
+                for depth, layer in zip((first,) + self.units[:-1], self.dropouts)]
+
+    def _run(self, x, states, constant, masks, training):
         """Time-major x -> h of the last layer, [L, N, units[-1]]."""
-        for dropout, lstm, state in zip(self.dropouts, self.lstms, states):
-            if training and self.dropout > 0:  # per-step dropout masks, on the constant too
-                x, constant = dropout(_with_constant(x, constant), training=training), None
+        for mask, lstm, state in zip(masks, self.lstms, states):
+            if mask is not None:  # per-step dropout masks, on the constant too
+                x = _with_constant(x, constant)
+                x, constant = x * tf.cast(mask, x.dtype), None
             x, _, _ = run_lstm(lstm, x, state, constant, training=training, block=self.block)
             constant = None
         return x
@@ -539,8 +558,10 @@ class LstmStack(keras.layers.Layer):
         """constant_projection: from `constant_projection(constant)`, for x without the constant (not training)."""
         new_states = []
         for dropout, lstm, state in zip(self.dropouts, self.lstms, states):
-            x, state = lstm_step(lstm, dropout(tf.cast(x, self.compute_dtype), training=training), state, self.block,
-                                 constant_projection)
+            x = tf.cast(x, self.compute_dtype)
+            if training and self.dropout > 0:
+                x = x * tf.cast(dropout_mask(tf.shape(x), self.dropout, dropout.seed_generator), x.dtype)
+            x, state = lstm_step(lstm, x, state, self.block, constant_projection)
             new_states.append(state)
             constant_projection = None
         return x, new_states
@@ -787,8 +808,12 @@ class MusicVAE(LossDictModel):
         logits float32 [N, L, D].  Step 0 of every segment reads the teacher input (as Magenta's helper does).
         """
         previous = tf.transpose(previous, [1, 0, 2])  # [L, N, F]
-        use_sample = keras.random.uniform(tf.shape(previous)[:2], seed=self.noise) < probability  # [L, N]
+        use_sample = global_batch_draw(lambda shape: keras.random.uniform(shape, seed=self.noise),
+                                       tf.shape(previous)[:2], batch_axis=1) < probability  # [L, N]
         seed = tf.cast(keras.random.randint([2], 0, 2 ** 31 - 1, seed=self.noise), tf.int64)
+        if replicas_in_sync() > 1:  # replicas' samples independent (not the same draws as one process, though)
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(replica, tf.int64), alg=RNG_ALG)
         logits_array = tf.TensorArray(tf.float32, size=self.segment_len)
 
         def body(t, sampled, states, logits_array):
@@ -812,7 +837,10 @@ class MusicVAE(LossDictModel):
             label_vector = self._label_vector(inputs.get(f"{self.label_key}_id"), tf.shape(targets)[0])
         z_mean, z_sigma = self._encode(targets, label_vector, training)
         sample_z = training if sample_z is None else sample_z
-        z = z_mean + z_sigma * keras.random.normal(tf.shape(z_mean), seed=self.noise) if sample_z else z_mean
+        z = z_mean
+        if sample_z:  # each replica its rows of one global-batch draw
+            z = z_mean + z_sigma * global_batch_draw(lambda shape: keras.random.normal(shape, seed=self.noise),
+                                                     tf.shape(z_mean))
         logits = self._decode_teacher_forced(targets, self._conditioning(z, label_vector), training)
         return {"logits": logits, "z_mean": z_mean, "z_sigma": z_sigma}
 

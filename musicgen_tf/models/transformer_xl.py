@@ -31,6 +31,8 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
+from musicgen_tf.models.common import Dropout, replicas_in_sync
+
 NEG_INF = -1e9
 GENERATION_MEMORIES = ("segments", "sliding")
 
@@ -91,8 +93,8 @@ class RelativeMultiHeadAttention(keras.layers.Layer):
         self.position = keras.layers.Dense(inner, use_bias=False, kernel_initializer=_init(), name="position")
         self.output_dense = keras.layers.Dense(self.d_model, use_bias=False, kernel_initializer=_init(),
                                                name="output")
-        self.attention_dropout = keras.layers.Dropout(self.dropatt, name="attention_dropout")
-        self.output_dropout = keras.layers.Dropout(self.dropout, name="output_dropout")
+        self.attention_dropout = Dropout(self.dropatt, name="attention_dropout")
+        self.output_dropout = Dropout(self.dropout, name="output_dropout")
         self.norm = keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon, name="norm")
         self.scale = 1.0 / math.sqrt(self.head_dim)
 
@@ -179,8 +181,8 @@ class PositionwiseFeedForward(keras.layers.Layer):
         self.inner = keras.layers.Dense(self.d_inner, activation="relu", kernel_initializer=_init(), name="inner")
         self.outer = keras.layers.Dense(self.d_model, activation="relu" if self.output_relu else None,
                                         kernel_initializer=_init(), name="outer")
-        self.inner_dropout = keras.layers.Dropout(self.dropout, name="inner_dropout")
-        self.outer_dropout = keras.layers.Dropout(self.dropout, name="outer_dropout")
+        self.inner_dropout = Dropout(self.dropout, name="inner_dropout")
+        self.outer_dropout = Dropout(self.dropout, name="outer_dropout")
         self.norm = keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon, name="norm")
 
     def build(self, input_shape=None):
@@ -277,9 +279,9 @@ class TransformerXL(keras.Model):
                                           ff_output_relu=self.ff_output_relu,
                                           layer_norm_epsilon=self.layer_norm_epsilon, name=f"block_{i}")
                        for i in range(self.num_layers)]
-        self.input_dropout = keras.layers.Dropout(self.dropout_rate, name="input_dropout")
-        self.position_dropout = keras.layers.Dropout(self.dropout_rate, name="position_dropout")
-        self.output_dropout = keras.layers.Dropout(self.dropout_rate, name="output_dropout")
+        self.input_dropout = Dropout(self.dropout_rate, name="input_dropout")
+        self.position_dropout = Dropout(self.dropout_rate, batch_axis=None, name="position_dropout")
+        self.output_dropout = Dropout(self.dropout_rate, name="output_dropout")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
         self._generate_fn = None
@@ -435,8 +437,11 @@ class TransformerXL(keras.Model):
 
     def train_step(self, data):
         sums, nll, correct, counted = self._walk(data, training=True)
-        # Each replica's tokens are divided by its own count (Keras-style per-replica mean, summed over replicas).
-        grads = [g / tf.maximum(counted, 1.0) for g in sums]
+        # The mean over every token of the global batch.  `sums` are this replica's gradient sums over its tokens,
+        # divided by the replicas (gradients are summed across them): scale by replicas / global token count.
+        replicas = replicas_in_sync()
+        total = counted if replicas == 1 else tf.distribute.get_replica_context().all_reduce("sum", counted)
+        grads = [g / (tf.maximum(total, 1.0) / replicas) for g in sums]
         self.optimizer.apply(grads, self.trainable_variables)
         return self._update_metrics(nll, correct, counted)
 

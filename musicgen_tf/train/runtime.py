@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import keras
 import tensorflow as tf
@@ -50,13 +51,28 @@ def share_cpu_threads(concurrent_chains: int, cores: int | None = None) -> int |
 
 
 def make_strategy(name: str = "default") -> tf.distribute.Strategy:
-    """`mirrored`: all local GPUs (or the CPU); `multi-worker`: hosts listed in the TF_CONFIG environment variable."""
+    """`mirrored`: all local GPUs; `multi-worker`: the processes/hosts listed in the TF_CONFIG environment variable.
+
+    Create it before anything else runs TensorFlow ops (MultiWorkerMirrored configures the runtime).  A mirrored
+    strategy that finds a single device says so: it would train exactly as the default strategy does.
+    """
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        strategy = tf.distribute.MirroredStrategy()
+        if strategy.num_replicas_in_sync == 1:
+            devices = ", ".join(strategy.extended.worker_devices)
+            print(f"note: --strategy mirrored found one device ({devices}), so it trains exactly as the default "
+                  "strategy; it splits each batch over several GPUs (none visible here). Several processes or "
+                  "hosts: --strategy multi-worker with TF_CONFIG.", file=sys.stderr)
+        return strategy
     if name == "multi-worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        from musicgen_tf.train.distributed import read_tf_config
+
+        read_tf_config()  # a clear message for a missing or malformed TF_CONFIG
+        # Gradients travel in 32 MB packs: one all-reduce per pack instead of one per variable (each a round trip).
+        return tf.distribute.MultiWorkerMirroredStrategy(
+            communication_options=tf.distribute.experimental.CommunicationOptions(bytes_per_pack=32 << 20))
     raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
 
 

@@ -15,8 +15,10 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from musicgen_tf.configs import Preset, get_preset
+from musicgen_tf.errors import MusicgenError
 from musicgen_tf.models.builders import build_model, dummy_batch
 from musicgen_tf.models.music_vae import concurrent_chains
 from musicgen_tf.music.representations import converter_from_config
@@ -24,7 +26,7 @@ from musicgen_tf.tfrecords.augment import make_augmenter
 from musicgen_tf.tfrecords.dataset import make_dataset, shard_paths
 from musicgen_tf.tfrecords.integrity import naming_damaged_shards
 from musicgen_tf.tfrecords.manifest import check_representation, read_manifest
-from musicgen_tf.train import runtime
+from musicgen_tf.train import distributed, runtime
 from musicgen_tf.train.callbacks import RandomStateBackup, SampleLogger
 from musicgen_tf.train.run_dir import RunDir
 from musicgen_tf.train.schedules import make_optimizer
@@ -94,33 +96,50 @@ def token_transforms(preset: Preset, augmenter=None):
 
 def train(options: TrainOptions) -> keras.callbacks.History:
     preset = resolve_preset(options)
-    mixed_precision = runtime.resolve_mixed_precision(
-        preset.train.mixed_precision if options.mixed_precision is None else options.mixed_precision)
     # before anything starts TensorFlow's thread pools
     intra_op_threads = runtime.share_cpu_threads(concurrent_chains()) if preset.family == "music_vae" else None
+    strategy = runtime.make_strategy(options.strategy)  # before any other TensorFlow op (multi-worker needs it)
+    mixed_precision = runtime.resolve_mixed_precision(
+        preset.train.mixed_precision if options.mixed_precision is None else options.mixed_precision)
+    role = distributed.worker_role(strategy)
+    accumulation = preset.train.gradient_accumulation
+    if accumulation > 1 and strategy.num_replicas_in_sync > 1:
+        # Keras 3 applies accumulated gradients inside a `cond`, where a strategy cannot all-reduce (merge_call).
+        raise MusicgenError(f"preset {preset.name} accumulates gradients over {accumulation} steps, which Keras "
+                            f"cannot do across {strategy.num_replicas_in_sync} replicas; train it with --strategy "
+                            "default (or a preset without gradient accumulation)")
     data_dir = os.path.expanduser(options.data)
     manifest = read_manifest(data_dir)
     check_representation(manifest, data_dir, preset.representation, dict(preset.converter_params))
-    converter = converter_from_config(manifest["representation"])
-    run = RunDir(options.run_dir)
+    shared_run = RunDir(options.run_dir)
     config = {"preset": preset.to_json(), "data": os.path.abspath(data_dir),
               "data_representation": manifest["representation"],
               "data_schema": {key: manifest[key] for key in ("features", "labels")},
               "flags": {"mixed_precision": mixed_precision, "xla": options.xla,
-                        "strategy": options.strategy},
+                        "strategy": options.strategy, "workers": role.num_workers},
               "intra_op_threads": intra_op_threads}  # None: TensorFlow's default or the user's own
-    _check_same_run(run, config)
-    run.write_config(config)
+    if role.is_chief:
+        _check_same_run(shared_run, config)
+    # Only the chief writes the run directory; other workers write a temporary copy that is removed at the end.
+    with distributed.worker_run_path(shared_run.path, role) as path:
+        run = RunDir(path)
+        run.write_config(config)
+        return _fit(options, preset, manifest, data_dir, run, strategy, mixed_precision)
 
+
+def _fit(options: TrainOptions, preset: Preset, manifest: dict, data_dir: str, run: RunDir,
+         strategy: tf.distribute.Strategy, mixed_precision: bool) -> keras.callbacks.History:
+    converter = converter_from_config(manifest["representation"])
     train_config = preset.train
     runtime.set_precision(mixed_precision)
     runtime.enable_determinism(train_config.seed, deterministic_ops=not options.xla)
-    strategy = runtime.make_strategy(options.strategy)
     epochs = math.ceil(train_config.total_steps / train_config.steps_per_epoch)
     labels = (preset.label,) if preset.label else ()
     done_epochs = min(run.resume_epoch(), epochs)
     augmenter = make_augmenter(preset.augmentation, preset.representation, converter, seed=train_config.seed)
     train_transform, validation_transform = token_transforms(preset, augmenter)
+    # Global batches; under a distribution strategy Keras splits each over the replicas, every worker keeping its
+    # part of the same seeded stream (`shard_by_data`).
     train_data = make_dataset(data_dir, "train", train_config.batch_size, representation=preset.representation,
                               shuffle=True, shuffle_buffer=train_config.shuffle_buffer, repeat=True,
                               drop_remainder=True, labels=labels, seed=train_config.seed, with_source_key=False,
@@ -128,17 +147,26 @@ def train(options: TrainOptions) -> keras.callbacks.History:
     if augmenter is not None and not augmenter.per_example:  # seeded per batch: the skip below keeps resume exact
         train_data = augmenter.apply(train_data)
     train_data = train_data.skip(done_epochs * train_config.steps_per_epoch)  # batches seen before the restart
+    train_data = distributed.shard_by_data(train_data)
     validation, validation_steps = None, None
     if manifest["splits"]["validation"]["examples"] > 0:
         validation_steps = math.ceil(manifest["splits"]["validation"]["examples"] / train_config.batch_size)
         if validation_transform is not None:
             validation_steps = None  # windows: as many batches as the split gives
-        validation = make_dataset(data_dir, "validation", train_config.batch_size, shuffle=False, labels=labels,
-                                  with_source_key=False, transform=validation_transform)
+        validation = distributed.shard_by_data(make_dataset(
+            data_dir, "validation", train_config.batch_size, shuffle=False, labels=labels, with_source_key=False,
+            transform=validation_transform))
 
     with strategy.scope():
         model = build_model(preset, manifest)
+        model(dummy_batch(manifest), training=False)  # every variable exists before fit (and before a restore)
         model.compile(optimizer=make_optimizer(train_config), jit_compile=options.xla)
+        model.optimizer.build(model.trainable_variables)
+    # Keras 3 reduces a dict-shaped distributed batch to a tensor before fit under a strategy and fails
+    # (keras-team/keras#20329); without a recorded strategy it uses the one in scope, so fit runs in the scope.
+    model._distribute_strategy = None
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        distributed.step_logs_with_batch_axis(model)
     run.checkpoints_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq="epoch", delete_checkpoint=False),
@@ -155,7 +183,7 @@ def train(options: TrainOptions) -> keras.callbacks.History:
             monitor="val_loss" if validation is not None else "loss", patience=train_config.early_stopping_patience,
             restore_best_weights=True))
     shards = shard_paths(data_dir, "train", manifest) + shard_paths(data_dir, "validation", manifest)
-    with naming_damaged_shards(shards):  # a truncated shard is reported by file and record
+    with naming_damaged_shards(shards), strategy.scope():  # a truncated shard is reported by file and record
         history = model.fit(train_data, epochs=epochs, steps_per_epoch=train_config.steps_per_epoch,
                             validation_data=validation, validation_steps=validation_steps, callbacks=callbacks,
                             shuffle=False, verbose=options.verbose)  # the dataset shuffles itself, seeded
