@@ -147,6 +147,31 @@ def _steps_to_seconds_fn(tempo_steps: list[tuple[int, float]], positions_per_qua
     return to_seconds
 
 
+def placed_tokens(tokens: Sequence[str], positions_per_quarter: int):
+    """Our REMI token strings -> (grid step, type, value) of each token from the first bar on, as every reader of
+    REMI places them: bar lengths from the meter (4/4 until a `TimeSig` token, which is yielded at its bar's start),
+    `Position` moves within the bar (consumed here, as `Bar` is), reading stops at EOS."""
+    bar_start, bar_length, meter, position = None, 0, "4/4", 0
+    for token in tokens:
+        if token == EOS:
+            return
+        kind, _, value = token.partition("_")
+        if token == BAR:
+            bar_start = 0 if bar_start is None else bar_start + bar_length
+            bar_length = bar_positions(meter, positions_per_quarter)
+            position = bar_start
+        elif bar_start is None:
+            continue  # nothing is placed before the first bar
+        elif kind == "TimeSig":
+            meter = value
+            bar_length = bar_positions(meter, positions_per_quarter)
+            yield bar_start, kind, value
+        elif kind == "Position":
+            position = bar_start + int(value.split("/")[0]) - 1
+        else:
+            yield position, kind, value
+
+
 # ---------------------------------------------------------------------------------------------------- vocabulary
 class TokenVocabulary:
     """Token strings <-> int ids in the given order; a token's type is the part before its first `_`."""
@@ -437,27 +462,12 @@ class RemiConverter(Converter):
         following duration is dropped; a note without velocity reuses the last one).
         """
         ppq = self.positions_per_quarter
-        meter, bar_start, bar_length = "4/4", None, 0
-        position = 0
         velocity = VELOCITY_BINS[len(VELOCITY_BINS) // 2]
         pitch, tempo_class = None, None
         notes, chords, tempos, meters = [], [], [], []
-        for token in tokens:
-            if token == EOS:
-                break
-            kind, _, value = token.partition("_")
-            if token == BAR:
-                bar_start = 0 if bar_start is None else bar_start + bar_length
-                bar_length = bar_positions(meter, ppq)
-                position = bar_start
-            elif bar_start is None:
-                continue  # nothing is placed before the first bar
-            elif kind == "TimeSig":
-                meter = value
-                bar_length = bar_positions(meter, ppq)
-                meters.append((bar_start, meter))
-            elif kind == "Position":
-                position = bar_start + int(value.split("/")[0]) - 1
+        for position, kind, value in placed_tokens(tokens, ppq):
+            if kind == "TimeSig":
+                meters.append((position, value))
             elif kind == "Chord":
                 chords.append((position, value))
             elif kind == "Tempo-Class":

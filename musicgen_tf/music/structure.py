@@ -191,25 +191,11 @@ def structureness_indicator(plot: np.ndarray, low: int, high: int | None = None)
 def remi_notes(tokens, positions_per_quarter: int = 4) -> list[tuple[int, int, int]]:
     """Our REMI token strings -> [(start step, duration steps, pitch)] on the grid, read as `RemiConverter.decode`
     reads them (bar lengths from the meter, 4/4 until a `TimeSig` token; stops at EOS)."""
-    from musicgen_tf.music.remi import BAR, EOS, bar_positions
+    from musicgen_tf.music.remi import placed_tokens
 
-    notes, bar_start, bar_length, meter, position, pitch = [], None, 0, "4/4", 0, None
-    for token in tokens:
-        if token == EOS:
-            break
-        kind, _, value = token.partition("_")
-        if token == BAR:
-            bar_start = 0 if bar_start is None else bar_start + bar_length
-            bar_length = bar_positions(meter, positions_per_quarter)
-            position = bar_start
-        elif bar_start is None:
-            continue
-        elif kind == "TimeSig":
-            meter = value
-            bar_length = bar_positions(meter, positions_per_quarter)
-        elif kind == "Position":
-            position = bar_start + int(value.split("/")[0]) - 1
-        elif kind == "Note-On":
+    notes, pitch = [], None
+    for position, kind, value in placed_tokens(tokens, positions_per_quarter):
+        if kind == "Note-On":
             pitch = int(value)
         elif kind == "Note-Duration" and pitch is not None:
             notes.append((position, int(value), pitch))
