@@ -20,27 +20,40 @@ class RandomStateBackup(keras.callbacks.Callback):
     """Save and restore the model's random-generator states (dropout, posterior noise) beside Keras' backup.
 
     Keras' `BackupAndRestore` restores weights and optimizer but not `SeedGenerator` states, so a resumed run would
-    draw other noise than an uninterrupted one.  Place this callback right after `BackupAndRestore`.
+    draw other noise than an uninterrupted one.  The states after epoch N go to `random_states-NNNN.npz` (the last
+    two kept), written atomically and *before* Keras' backup of the same epoch (place this callback right before
+    `BackupAndRestore`); a resume loads the file of the epoch Keras restores (`resume_epoch`), so a kill between
+    the two writes still resumes with matching states.
     """
 
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir, resume_epoch: int = 0):
         super().__init__()
-        self.path = os.path.join(os.fspath(backup_dir), "random_states.npz")
+        self.backup_dir, self.resume_epoch = os.fspath(backup_dir), int(resume_epoch)
+
+    def _path(self, epoch: int) -> str:
+        return os.path.join(self.backup_dir, f"random_states-{epoch:04d}.npz")
 
     def _states(self):
         return {v.path: v for v in self.model.non_trainable_variables if v.path.endswith("seed_generator_state")}
 
     def on_train_begin(self, logs=None):
-        if not os.path.isfile(self.path):
+        path = self._path(self.resume_epoch)
+        if self.resume_epoch == 0 or not os.path.isfile(path):
             return
-        with np.load(self.path, allow_pickle=False) as saved:
-            for path, variable in self._states().items():
-                if path in saved:
-                    variable.assign(saved[path])
+        with np.load(path, allow_pickle=False) as saved:
+            for name, variable in self._states().items():
+                if name in saved:
+                    variable.assign(saved[name])
 
     def on_epoch_end(self, epoch, logs=None):
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        np.savez(self.path, **{path: np.asarray(v.numpy()) for path, v in self._states().items()})
+        os.makedirs(self.backup_dir, exist_ok=True)
+        path = self._path(epoch + 1)
+        with open(path + ".tmp", "wb") as file:
+            np.savez(file, **{name: np.asarray(v.numpy()) for name, v in self._states().items()})
+        os.replace(path + ".tmp", path)
+        stale = self._path(epoch - 1)
+        if os.path.isfile(stale):
+            os.remove(stale)
 
 
 class SampleLogger(keras.callbacks.Callback):

@@ -169,8 +169,8 @@ def _fit(options: TrainOptions, preset: Preset, manifest: dict, data_dir: str, r
         distributed.step_logs_with_batch_axis(model)
     run.checkpoints_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [
+        RandomStateBackup(run.backup_dir, resume_epoch=done_epochs),  # before Keras' backup: see its docstring
         keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq="epoch", delete_checkpoint=False),
-        RandomStateBackup(run.backup_dir),
         keras.callbacks.ModelCheckpoint(str(run.checkpoints_dir / "epoch-{epoch:04d}.weights.h5"),
                                         save_weights_only=True),
         keras.callbacks.TensorBoard(str(run.logs_dir), update_freq=max(train_config.steps_per_epoch // 10, 1)),
