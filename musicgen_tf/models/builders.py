@@ -46,8 +46,10 @@ def _build_music_vae(preset: Preset, manifest: dict) -> keras.Model:
     converter = converter_from_config(manifest["representation"])
     kwargs = dict(preset.model, **_label_kwargs(preset, manifest))
     if preset.representation == "groovae":
+        from musicgen_tf.models.groove_inputs import encoder_corruption
+
         kwargs.update(output_kind="groove", num_classes=int(manifest["features"]["hits"]["shape"][1]),
-                      seq_len=_sequence_length(manifest, "hits"))
+                      seq_len=_sequence_length(manifest, "hits"), encoder_corruption=encoder_corruption(converter))
     elif preset.representation == "drums":
         kwargs.update(output_kind="categorical", vocab_size=converter.output_depth,
                       num_classes=converter.num_classes, drum_roll_input=True,

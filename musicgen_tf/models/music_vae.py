@@ -62,6 +62,7 @@ import keras
 import tensorflow as tf
 
 from musicgen_tf.models.common import Dropout, LossDictModel, dropout_mask, global_batch_draw, replicas_in_sync
+from musicgen_tf.models.groove_inputs import corrupt_groove
 
 CATEGORICAL = "categorical"
 GROOVE = "groove"
@@ -608,7 +609,7 @@ class MusicVAE(LossDictModel):
                  conductor_units=(1024, 1024), level_lengths=None, embedding_dim=64, dropout=0.0, free_bits=0.0,
                  max_beta=0.2, beta_rate=0.99999, sampling_schedule="constant", sampling_rate=0.0, num_labels=0,
                  label_dim=16, label_key="label", input_encoding="one_hot", cell=BLOCK_CELL,
-                 decoder_roll_input=False, **kwargs):
+                 decoder_roll_input=False, encoder_corruption=None, **kwargs):
         super().__init__(**kwargs)
         if output_kind not in (CATEGORICAL, GROOVE):
             raise ValueError(f"output_kind must be {CATEGORICAL!r} or {GROOVE!r}, got {output_kind!r}")
@@ -629,6 +630,8 @@ class MusicVAE(LossDictModel):
             raise ValueError(f"cell must be {BLOCK_CELL!r} or {KERAS_CELL!r}, got {cell!r}")
         if decoder_roll_input and not drum_roll_input:
             raise ValueError("decoder_roll_input needs drum_roll_input")
+        if encoder_corruption and output_kind != GROOVE:
+            raise ValueError("encoder_corruption applies to GrooVAE (output_kind='groove') only")
         _check_sampling_schedule(sampling_schedule, float(sampling_rate))
         self.output_kind, self.vocab_size, self.num_classes = output_kind, int(vocab_size), int(num_classes)
         self.drum_roll_input, self.seq_len = bool(drum_roll_input), int(seq_len)
@@ -638,6 +641,7 @@ class MusicVAE(LossDictModel):
         self.level_lengths = None if level_lengths is None else tuple(int(n) for n in level_lengths)
         self.embedding_dim, self.dropout = int(embedding_dim), float(dropout)
         self.input_encoding, self.cell, self.decoder_roll_input = input_encoding, cell, bool(decoder_roll_input)
+        self.encoder_corruption = dict(encoder_corruption) if encoder_corruption else None
         self.free_bits, self.max_beta, self.beta_rate = float(free_bits), float(max_beta), float(beta_rate)
         self.sampling_schedule, self.sampling_rate = sampling_schedule, float(sampling_rate)
         self.scheduled_sampling = not (sampling_schedule == "constant" and self.sampling_rate == 0.0)
@@ -713,7 +717,7 @@ class MusicVAE(LossDictModel):
                 "sampling_schedule": self.sampling_schedule, "sampling_rate": self.sampling_rate,
                 "num_labels": self.num_labels, "label_dim": self.label_dim, "label_key": self.label_key,
                 "input_encoding": self.input_encoding, "cell": self.cell,
-                "decoder_roll_input": self.decoder_roll_input}
+                "decoder_roll_input": self.decoder_roll_input, "encoder_corruption": self.encoder_corruption}
 
     @classmethod
     def from_config(cls, config):
@@ -755,7 +759,10 @@ class MusicVAE(LossDictModel):
     # -- encoder / decoder -------------------------------------------------------------------------------------------
 
     def _encode(self, targets, label_vector, training=False):
-        """targets ([B, T] or [B, T, 3C]) -> (z_mean, z_sigma), float32 [B, latent_dim]."""
+        """targets ([B, T] or [B, T, 3C]) -> (z_mean, z_sigma), float32 [B, latent_dim].  A GrooVAE with
+        `encoder_corruption` encodes the corrupted groove, as Magenta's converter feeds its encoder."""
+        if self.encoder_corruption:
+            targets = corrupt_groove(targets, self.encoder_corruption)
         h = tf.cast(self.encoder(self.step_features.lstm_inputs(targets), label_vector, training=training),
                     tf.float32)
         return self.z_mean_dense(h), self.z_sigma_dense(h)
