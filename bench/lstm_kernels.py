@@ -50,7 +50,7 @@ def _median_us(run, iters, repeats):
 def tf_kernels(iters, repeats):
     import tensorflow as tf
 
-    from musicgen_tf.models.music_vae import _gates_backward, _gates_forward
+    from musicgen_tf.models.fused_lstm import _gates_backward, _gates_forward
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -97,7 +97,7 @@ def torch_kernels(iters, repeats):
     h, c = torch.randn(BATCH, UNITS, generator=g), torch.randn(BATCH, UNITS, generator=g)
     kernel = torch.randn(UNITS, 4 * UNITS, generator=g) * 0.05
 
-    def gates_forward(state):  # music_vae._gates_forward, then the same feedback as the TensorFlow loop
+    def gates_forward(state):  # fused_lstm._gates_forward, then the same feedback as the TensorFlow loop
         z, c = state
         i, f, gg, o = (z + z).chunk(4, dim=-1)
         i, f, gg, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(gg), torch.sigmoid(o)
@@ -105,7 +105,7 @@ def torch_kernels(iters, repeats):
         o * torch.tanh(c)
         return torch.cat([i, f, gg, o], dim=-1) * 4.0 - 2.0, c
 
-    def gates_backward(state):  # music_vae._gates_backward
+    def gates_backward(state):  # fused_lstm._gates_backward
         z, d = state
         i, f, gg, o = torch.sigmoid(z).chunk(4, dim=-1)
         tanh_c = torch.tanh(c)

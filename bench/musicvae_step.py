@@ -6,7 +6,7 @@ Same architecture, sizes, batch, loss and optimizer on both sides, in one proces
     PyTorch      intra-op threads = cores (its eager autograd runs one op at a time), and also one thread: the
                  faster of the two is the reference (on a loaded machine its threads wait for each other)
     TensorFlow   inter-op pool = one thread per core (its default), running independent ops side by side: here the
-                 encoder's two directions and the decoder's two batch slices (`music_vae.concurrent_chains`);
+                 encoder's two directions and the decoder's two batch slices (`fused_lstm.concurrent_chains`);
                  intra-op threads = cores / 2 chains (`train.runtime.share_cpu_threads`, as `musicgen train` sets)
 
 
@@ -152,7 +152,7 @@ def main():
     import tensorflow as tf
     import torch
 
-    from musicgen_tf.models.music_vae import concurrent_chains
+    from musicgen_tf.models.fused_lstm import concurrent_chains
     from musicgen_tf.train.runtime import share_cpu_threads
 
     os.environ.pop("TF_NUM_INTRAOP_THREADS", None)

@@ -34,7 +34,7 @@ def share_cpu_threads(concurrent_chains: int, cores: int | None = None) -> int |
 
     TensorFlow runs independent ops side by side in its inter-op pool (one thread per core), and each op may fan
     out over the intra-op pool (also one thread per core by default).  A model that keeps `concurrent_chains`
-    chains busy (MusicVAE's recurrences: `music_vae.concurrent_chains`) then asks for chains x cores threads;
+    chains busy (MusicVAE's recurrences: `fused_lstm.concurrent_chains`) then asks for chains x cores threads;
     cores / chains intra-op threads keep the cores busy without oversubscribing them (the usual TensorFlow CPU
     tuning for models with parallel branches).  Left alone: GPU machines, a user's own `TF_NUM_INTRAOP_THREADS`,
     and a runtime that has already started (the pools are fixed then).

@@ -20,7 +20,7 @@ import tensorflow as tf
 from musicgen_tf.configs import Preset, get_preset
 from musicgen_tf.errors import MusicgenError
 from musicgen_tf.models.builders import build_model, dummy_batch
-from musicgen_tf.models.music_vae import concurrent_chains
+from musicgen_tf.models.fused_lstm import concurrent_chains
 from musicgen_tf.music.representations import converter_from_config
 from musicgen_tf.tfrecords.augment import make_augmenter
 from musicgen_tf.tfrecords.dataset import make_dataset, shard_paths

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from musicgen_tf.models.music_vae import (LstmStack, MusicVAE, TokenInputs, free_bits_kl_cost, kl_beta,
-                                          kl_divergence, run_lstm, sampling_probability, slerp)
+from musicgen_tf.models.fused_lstm import TokenInputs, run_lstm
+from musicgen_tf.models.music_vae import (LstmStack, MusicVAE, free_bits_kl_cost, kl_beta, kl_divergence,
+                                          sampling_probability, slerp)
 from musicgen_tf.music.melody import MelodyConverter
 
 T = 16

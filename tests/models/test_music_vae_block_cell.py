@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.ops import rnn_grad  # noqa: F401  (registers BlockLSTM's gradient)
 
-from musicgen_tf.models.music_vae import LstmStack, MusicVAE, OneHotTokens, lstm_step, run_lstm
+from musicgen_tf.models.fused_lstm import OneHotTokens, lstm_step, run_lstm
+from musicgen_tf.models.music_vae import LstmStack, MusicVAE
 
 T, N, F, E, H = 5, 3, 4, 2, 6
 
