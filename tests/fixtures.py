@@ -45,6 +45,17 @@ def melody_notes(bars=4, qpm=120.0, pitches=MELODY):
     return [(pitches[i % len(pitches)], i * quarter, (i + 1) * quarter, 80) for i in range(bars * 4)]
 
 
+def write_random_melodies(root, count, seed=0, name="melody_{:02d}.mid") -> Path:
+    """`count` 4-bar quarter-note melodies drawn on the C major scale from `seed` (the file names decide the
+    splits, so keep `name` where a test counts on one)."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for index in range(count):
+        pitches = list(rng.choice([60, 62, 64, 65, 67, 69, 71, 72], size=16))
+        write_midi(root / name.format(index), melody_notes(4, pitches=pitches))
+    return root
+
+
 def drum_notes(bars=2, qpm=120.0):
     step = 60.0 / qpm / 4
     return [(pitch, (bar * 16 + s) * step, (bar * 16 + s) * step + step / 2, 100 - 10 * (s % 4 != 0))

@@ -14,6 +14,7 @@ from musicgen_tf.models.fused_lstm import TokenInputs, run_lstm
 from musicgen_tf.models.music_vae import (LstmStack, MusicVAE, free_bits_kl_cost, kl_beta, kl_divergence,
                                           sampling_probability, slerp)
 from musicgen_tf.music.melody import MelodyConverter
+from tests.models import assert_same_values_and_gradients
 
 T = 16
 TINY = dict(seq_len=T, encoder_units=(16,), latent_dim=8, decoder_units=(16, 16), embedding_dim=8)
@@ -142,14 +143,7 @@ def test_fused_lstm_matches_keras_lstm_values_and_gradients(reverse, xla_gates):
                             training=xla_gates)
         return tf.reduce_sum(hs * weights[0]) + tf.reduce_sum((h + 2 * c) * weights[1])
 
-    results = []
-    for loss_fn in (loss_keras, loss_fused):
-        with tf.GradientTape() as tape:
-            tape.watch([x, constant, h0, c0])
-            loss = loss_fn()
-        results.append([loss] + tape.gradient(loss, [x, constant, h0, c0] + lstm.trainable_weights))
-    for expected, actual in zip(*results):
-        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+    assert_same_values_and_gradients(loss_keras, loss_fused, [x, constant, h0, c0], lstm.trainable_weights)
 
 
 @pytest.mark.parametrize("with_constant", [False, True], ids=["plain", "constant"])

@@ -11,6 +11,7 @@ from tensorflow.python.ops import rnn_grad  # noqa: F401  (registers BlockLSTM's
 
 from musicgen_tf.models.fused_lstm import OneHotTokens, lstm_step, run_lstm
 from musicgen_tf.models.music_vae import LstmStack, MusicVAE
+from tests.models import assert_same_values_and_gradients
 
 T, N, F, E, H = 5, 3, 4, 2, 6
 
@@ -54,14 +55,7 @@ def test_fused_block_lstm_matches_tf_block_lstm_values_and_gradients(reverse, xl
         hs, h, c = run_lstm(lstm, x, [h0, c0], constant=constant, reverse=reverse, training=xla_gates, block=True)
         return tf.reduce_sum(hs * weights[0]) + tf.reduce_sum((h + 2 * c) * weights[1])
 
-    results = []
-    for loss_fn in (loss_block_op, loss_fused):
-        with tf.GradientTape() as tape:
-            tape.watch([x, constant, h0, c0])
-            loss = loss_fn()
-        results.append([loss] + tape.gradient(loss, [x, constant, h0, c0] + lstm.trainable_weights))
-    for expected, actual in zip(*results):
-        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+    assert_same_values_and_gradients(loss_block_op, loss_fused, [x, constant, h0, c0], lstm.trainable_weights)
 
 
 def test_block_lstm_step_and_one_hot_tokens_match_the_block_op():

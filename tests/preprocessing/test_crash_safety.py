@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -25,12 +24,7 @@ VOLATILE = ("created", "seconds")  # the only manifest fields allowed to differ 
 @pytest.fixture(scope="module")
 def melody_folder(tmp_path_factory):
     """150 four-bar melodies: enough work that the job is still converting when it is killed."""
-    root = tmp_path_factory.mktemp("melodies")
-    rng = np.random.default_rng(0)
-    for index in range(150):
-        pitches = list(rng.choice([60, 62, 64, 65, 67, 69, 71, 72], size=16))
-        fixtures.write_midi(root / f"melody_{index:03d}.mid", fixtures.melody_notes(4, pitches=pitches))
-    return root
+    return fixtures.write_random_melodies(tmp_path_factory.mktemp("melodies"), 150, name="melody_{:03d}.mid")
 
 
 def _command(input_dir, output_dir, *extra):

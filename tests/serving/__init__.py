@@ -12,7 +12,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 from tests import fixtures
 
@@ -37,11 +36,7 @@ def corpus(kind: str) -> Path:
     root = _root() / kind
     if kind == "groove":
         return fixtures.make_groove(root)
-    rng = np.random.default_rng(0)
-    for index in range(12):
-        pitches = list(rng.choice([60, 62, 64, 65, 67, 69, 71, 72], size=16))
-        fixtures.write_midi(root / f"melody_{index:02d}.mid", fixtures.melody_notes(4, pitches=pitches))
-    return root
+    return fixtures.write_random_melodies(root, 12)
 
 
 @functools.lru_cache(maxsize=None)

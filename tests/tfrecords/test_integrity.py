@@ -2,7 +2,6 @@
 
 import shutil
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -16,11 +15,7 @@ from tests import fixtures
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    root = tmp_path_factory.mktemp("melodies")
-    rng = np.random.default_rng(1)
-    for index in range(12):
-        pitches = list(rng.choice([60, 62, 64, 65, 67, 69, 71, 72], size=16))
-        fixtures.write_midi(root / f"melody_{index:02d}.mid", fixtures.melody_notes(4, pitches=pitches))
+    root = fixtures.write_random_melodies(tmp_path_factory.mktemp("melodies"), 12, seed=1)
     output = tmp_path_factory.mktemp("records")
     run_preprocess(get_reader("midi-dir"), get_converter("melody"), str(output), input_dir=str(root), num_shards=2)
     return output

@@ -22,11 +22,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def melody_records(tmp_path_factory):
     """Melody TFRecords from 24 real 4-bar MIDI melodies (two 2-bar windows each)."""
-    root = tmp_path_factory.mktemp("melodies")
-    rng = np.random.default_rng(0)
-    for index in range(24):
-        pitches = list(rng.choice([60, 62, 64, 65, 67, 69, 71, 72], size=16))
-        fixtures.write_midi(root / f"melody_{index:02d}.mid", fixtures.melody_notes(4, pitches=pitches))
+    root = fixtures.write_random_melodies(tmp_path_factory.mktemp("melodies"), 24)
     output = tmp_path_factory.mktemp("melody_records")
     converter = get_converter("melody", **get_preset("cat-mel_2bar").converter_params)
     manifest = run_preprocess(get_reader("midi-dir"), converter, str(output), input_dir=str(root), num_shards=2)

@@ -1,6 +1,5 @@
 """`musicgen train` augments the training batches of a preset with `augmentation`, and nothing else."""
 
-import numpy as np
 import pytest
 
 from musicgen_tf.configs import get_preset
@@ -16,11 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_only_the_training_batches_are_transposed(tmp_path, monkeypatch):
-    root = tmp_path / "melodies"
-    rng = np.random.default_rng(0)
-    for index in range(16):  # melody_15 hashes into the validation split
-        pitches = list(rng.choice([60, 62, 64, 65, 67, 69, 71, 72], size=16))
-        fixtures.write_midi(root / f"melody_{index:02d}.mid", fixtures.melody_notes(4, pitches=pitches))
+    root = fixtures.write_random_melodies(tmp_path / "melodies", 16)  # melody_15 hashes into the validation split
     records = tmp_path / "records"
     converter = get_converter("melody", **get_preset("cat-mel_2bar").converter_params)
     manifest = run_preprocess(get_reader("midi-dir"), converter, str(records), input_dir=str(root), num_shards=1)
