@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from musicgen_tf.configs import TrainConfig
@@ -87,8 +88,42 @@ def clip_or_zero(grads, clip_norm, zero_norm):
     return [None if g is None else ops.where(keep, g * ops.cast(scale, g.dtype), ops.zeros_like(g)) for g in grads]
 
 
+class ClipsSummedGradients:
+    """An optimizer mixin that clips the gradient summed over replicas, as one process clips the whole batch's.
+
+    Keras 3 (TensorFlow backend) clips in `apply` *before* `_backend_update_step` sums the replicas' gradients,
+    so under a distribution strategy each replica's part is clipped alone: with N replicas a clipped step can be up
+    to N times as long, and its direction changes.  Here `_clip_gradients` does nothing and the update step sums
+    first, then clips (`clip_summed`), then applies.  With one replica the sum is the gradient itself.
+    """
+
+    def _clip_gradients(self, grads):
+        return grads  # clipped in _backend_update_step, after the sum over replicas
+
+    def clip_summed(self, grads):
+        return keras.optimizers.Optimizer._clip_gradients(self, grads)
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
+        summed = self._all_reduce_sum_gradients(list(zip(grads, variables)))
+        clipped = self.clip_summed([g for g, _ in summed])
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            self._distributed_tf_update_step, self._distribution_strategy, list(zip(clipped, variables)),
+            learning_rate)
+
+
 @keras.saving.register_keras_serializable(package="musicgen_tf")
-class MagentaAdam(keras.optimizers.Adam):
+class Adam(ClipsSummedGradients, keras.optimizers.Adam):
+    """Keras' Adam, its clipping on the gradient summed over replicas."""
+
+
+@keras.saving.register_keras_serializable(package="musicgen_tf")
+class AdamW(ClipsSummedGradients, keras.optimizers.AdamW):
+    """Keras' AdamW, its clipping on the gradient summed over replicas."""
+
+
+@keras.saving.register_keras_serializable(package="musicgen_tf")
+class MagentaAdam(Adam):
     """Adam whose gradients go through `clip_or_zero` (Magenta's global-norm clip and `grad_norm_clip_to_zero`)
     instead of Keras' `global_clipnorm` clipping.  Zeroed steps still count: the Adam moments decay and
     `iterations` (hence the learning rate and KL schedules) advance, as `apply_gradients` does in TF1."""
@@ -97,7 +132,7 @@ class MagentaAdam(keras.optimizers.Adam):
         super().__init__(**kwargs)
         self.grad_norm_clip_to_zero = float(grad_norm_clip_to_zero)
 
-    def _clip_gradients(self, grads):
+    def clip_summed(self, grads):
         return clip_or_zero(grads, self.global_clipnorm, self.grad_norm_clip_to_zero)
 
     def get_config(self):
@@ -112,7 +147,7 @@ def make_optimizer(train: TrainConfig) -> keras.optimizers.Optimizer:
     if train.grad_norm_clip_to_zero is not None:
         raise ValueError(f"grad_norm_clip_to_zero needs optimizer 'adam', got {train.optimizer!r}")
     if train.optimizer == "adam":
-        return keras.optimizers.Adam(epsilon=train.adam_epsilon, **kwargs)
+        return Adam(epsilon=train.adam_epsilon, **kwargs)
     if train.optimizer == "adamw":
-        return keras.optimizers.AdamW(weight_decay=train.weight_decay, epsilon=train.adam_epsilon, **kwargs)
+        return AdamW(weight_decay=train.weight_decay, epsilon=train.adam_epsilon, **kwargs)
     raise ValueError(f"unknown optimizer {train.optimizer!r}; choose adam or adamw")

@@ -166,7 +166,7 @@ def _fit(options: TrainOptions, preset: Preset, manifest: dict, data_dir: str, r
     # (keras-team/keras#20329); without a recorded strategy it uses the one in scope, so fit runs in the scope.
     model._distribute_strategy = None
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        distributed.step_logs_with_batch_axis(model)
+        distributed.one_collective_for_step_logs(model)
     run.checkpoints_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [
         RandomStateBackup(run.backup_dir, resume_epoch=done_epochs),  # before Keras' backup: see its docstring

@@ -120,17 +120,20 @@ def test_feature_shifted_by_known_amount_gives_folded_normal_overlap(shift):
     expected = np.trapezoid(np.minimum(intra, inter), r)
     assert result["oa"] == pytest.approx(expected, abs=0.04)
     assert result["inter"]["mean"] > result["intra_reference"]["mean"] - 0.05
+    # The values themselves: two unit normals `shift` apart overlap by 2 * Phi(-shift / 2).
+    assert result["oa_values"] == pytest.approx(2 * stats.norm.cdf(-shift / 2), abs=0.06)
 
 
 def test_identical_sets_overlap_and_disjoint_sets_do_not():
     rng = np.random.default_rng(3)
     values = rng.normal(10, 2, 200)
     same = evaluation.compare_feature(values.copy(), values)
-    assert same["oa"] > 0.95 and same["kld"] < 0.01
+    assert same["oa"] > 0.95 and same["kld"] < 0.01 and same["oa_values"] > 0.99
     apart = evaluation.compare_feature(values + 100.0, values)
-    assert apart["oa"] < 0.01 and apart["kld"] > 5
+    assert apart["oa"] < 0.01 and apart["kld"] > 5 and apart["oa_values"] < 0.01
     histograms = rng.dirichlet(np.ones(12), 100)
-    assert evaluation.compare_feature(histograms.copy(), histograms)["oa"] > 0.95
+    same_histograms = evaluation.compare_feature(histograms.copy(), histograms)
+    assert same_histograms["oa"] > 0.95 and same_histograms["oa_values"] is None  # defined for scalars only
 
 
 def test_point_masses():
@@ -152,10 +155,11 @@ def test_folders_identical_disjoint_and_too_short_features(tmp_path):
     for name, values in result["features"].items():
         assert values["oa"] > 0.8, name
         assert values["kld"] < 0.05, name
-    assert result["mean_oa"] > 0.9
+    assert result["mean_oa"] > 0.9 and result["mean_oa_values"] > 0.9
     high = write_set(tmp_path / "high", rng, 30, bars=4, low=90, high=96)
     result = evaluation.evaluate_folders(high, reference)
     assert result["features"]["pitch_range"]["oa"] < 0.3  # 6 semitones at most against about 24
+    assert result["features"]["pitch_range"]["oa_values"] < 0.2
     one_bar = write_set(tmp_path / "one_bar", rng, 10, bars=1)
     result = evaluation.evaluate_folders(one_bar, reference)
     assert set(result["skipped_features"]) == {"H4", "GS"}
@@ -191,12 +195,13 @@ def test_cli_evaluate_reference_json_table_and_plot(tmp_path, capsys):
     document = json.loads(capsys.readouterr().out)
     assert set(document["features"]) == set(evaluation.FEATURES)
     assert 0.0 <= document["mean_oa"] <= 1.0
-    assert {"oa", "kld", "oa_generated", "kld_generated", "intra_reference", "inter"} <= set(
+    assert 0.0 <= document["mean_oa_values"] <= 1.0
+    assert {"oa", "kld", "oa_generated", "kld_generated", "oa_values", "intra_reference", "inter"} <= set(
         document["features"]["pitch_range"])
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["evaluate", "--midi", str(generated), "--reference", str(reference)]) == 0
     table = capsys.readouterr().out
-    assert "scale_consistency" in table and "mean OA" in table
+    assert "scale_consistency" in table and "mean OA" in table and "value OA" in table
     (tmp_path / "none").mkdir()
     assert main(["evaluate", "--midi", str(tmp_path / "none"), "--reference", str(reference)]) == 2
     assert "holds no MIDI files" in capsys.readouterr().err

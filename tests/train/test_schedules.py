@@ -65,3 +65,59 @@ def test_magenta_adam_round_trips_its_config():
     optimizer = MagentaAdam(learning_rate=0.01, global_clipnorm=1.0, grad_norm_clip_to_zero=123.0, epsilon=1e-8)
     again = MagentaAdam.from_config(optimizer.get_config())
     assert again.grad_norm_clip_to_zero == 123.0 and again.epsilon == 1e-8
+
+
+CLIP_ACROSS_REPLICAS = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from musicgen_tf.configs import TrainConfig
+from musicgen_tf.train.schedules import make_optimizer
+
+PARTS = [[3.0, 0.0], [0.0, 0.5]]  # each replica's part of the gradient; their sum has global norm 3.04
+config = TrainConfig(**json.loads(sys.argv[1]))
+
+def step(strategy):
+    with strategy.scope():
+        var = tf.Variable([1.0, 1.0])
+        optimizer = make_optimizer(config)
+        optimizer.build([var])
+    def part():
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        optimizer.apply([tf.gather(tf.constant(PARTS), replica)], [var])
+    if strategy.num_replicas_in_sync == 1:
+        optimizer.apply([tf.reduce_sum(PARTS, 0)], [var])
+    else:
+        tf.function(lambda: strategy.run(part))()
+    return var.numpy().tolist()
+
+mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+assert mirrored.num_replicas_in_sync == 2
+print(json.dumps({"one": step(tf.distribute.get_strategy()), "two": step(mirrored)}))
+"""
+
+
+@pytest.mark.parametrize("config", [
+    {"optimizer": "adam"},
+    {"optimizer": "adamw", "weight_decay": 0.0},
+    {"optimizer": "adam", "grad_norm_clip_to_zero": 10_000.0},
+])
+def test_two_replicas_clip_the_summed_gradient_as_one_process(config):
+    """Keras 3 alone clips each replica's part (here [3, 0] -> [1, 0] and [0, 0.5]); one process clips their sum."""
+    import json
+    import subprocess
+    import sys
+
+    # epsilon 1: Adam's first step is then proportional to the (clipped) gradient, not just its sign.
+    config = {"clip_norm": 1.0, "learning_rate": 0.1, "lr_schedule": "constant", "adam_epsilon": 1.0, **config}
+    done = subprocess.run([sys.executable, "-c", CLIP_ACROSS_REPLICAS, json.dumps(config)], capture_output=True,
+                          text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(result["two"], result["one"], rtol=1e-6)
+    summed = np.array([3.0, 0.5])
+    clipped = summed / np.linalg.norm(summed)
+    alpha = 0.1 * np.sqrt(1 - 0.999) / (1 - 0.9)  # Keras' Adam, first step: m = 0.1 g, v = 0.001 g^2
+    adam_first_step = alpha * 0.1 * clipped / (np.sqrt(0.001) * clipped + 1.0)
+    np.testing.assert_allclose(result["one"], 1.0 - adam_first_step, rtol=1e-5)
