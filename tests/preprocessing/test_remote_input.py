@@ -121,3 +121,13 @@ def test_listing_keys_and_splits_match_and_layout_errors_name_the_layout(tmp_pat
     (root / "docs" / "README.txt").write_text("no songs here")
     with pytest.raises(LayoutError, match=f"no .mid/.midi files under {uri}/docs;"):
         get_reader("midi-dir").list_sources(f"{uri}/docs/")
+
+
+def test_listing_order_is_pathlibs_so_limit_reads_the_same_files(tmp_path):
+    for name in ("a-c.mid", "a/b.mid", "A.MID", "a/notes.txt"):
+        fixtures.write_midi(tmp_path / name, fixtures.melody_notes(1))
+    local = [s.key for s in get_reader("midi-dir").list_sources(str(tmp_path))]
+    remote = [s.key for s in get_reader("midi-dir").list_sources(f"{SCHEME}://{tmp_path}")]
+    assert local == remote == ["A.MID", "a/b.mid", "a-c.mid"]  # by path component, not by string
+    with pytest.raises(LayoutError, match="as a pattern"):
+        get_reader("midi-dir").list_sources(f"{SCHEME}://{tmp_path}/[draft]")
