@@ -34,7 +34,8 @@ def _parse_param(text: str):
 
 def add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, choices=sorted(DEFAULT_REPRESENTATIONS))
-    parser.add_argument("--input", help="dataset folder (not needed for music21-essen)")
+    parser.add_argument("--input", help="dataset folder, local or any Beam filesystem URI (gs://, s3://, "
+                        "hdfs://); not needed for music21-essen")
     parser.add_argument("--output", required=True, help="folder for the TFRecord shards and manifest.json")
     parser.add_argument("--representation", help="default: the dataset's usual one "
                         + ", ".join(f"{d}->{r}" for d, r in DEFAULT_REPRESENTATIONS.items()))

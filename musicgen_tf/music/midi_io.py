@@ -20,6 +20,7 @@ DEFAULT_QPM = 120.0
 # Tempos outside this range are corrupt files in practice (0 would mean an infinitely long beat).
 MIN_QPM, MAX_QPM = 1.0, 1000.0
 MAX_TRACKS = 256
+UNREADABLE_MIDI = "not a readable MIDI file"  # the skip reason, also for files a reader could not fetch
 
 NOTES_FIELD, CONTROL_CHANGES_FIELD = 8, 11  # field numbers in note_seq's music.proto
 
@@ -30,7 +31,7 @@ def midi_file_to_note_sequence(path: str, max_tracks: int = MAX_TRACKS) -> music
     try:
         score = symusic.Score(path)
     except Exception as error:  # symusic raises RuntimeError/ValueError with parser detail
-        raise SkipInput(path, "not a readable MIDI file", str(error)[:200]) from None
+        raise SkipInput(path, UNREADABLE_MIDI, str(error)[:200]) from None
     return score_to_note_sequence(score, path, max_tracks=max_tracks)
 
 
@@ -38,7 +39,7 @@ def midi_bytes_to_note_sequence(data: bytes, name: str = "<bytes>") -> music_pb2
     try:
         score = symusic.Score.from_midi(data)
     except Exception as error:
-        raise SkipInput(name, "not a readable MIDI file", str(error)[:200]) from None
+        raise SkipInput(name, UNREADABLE_MIDI, str(error)[:200]) from None
     return score_to_note_sequence(score, name)
 
 

@@ -26,6 +26,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 import musicgen_tf
 from musicgen_tf.errors import MusicgenError, SkipInput
 from musicgen_tf.music.converter import Converter
+from musicgen_tf.preprocessing import files
 from musicgen_tf.preprocessing.progress import FileProgress, mark_done
 from musicgen_tf.preprocessing.readers.base import SPLITS, Reader, Source
 from musicgen_tf.tfrecords.manifest import MANIFEST_NAME, TEMPORARY_SUFFIX, feature_spec_to_json, write_manifest
@@ -195,13 +196,14 @@ def run_preprocess(reader: Reader, converter: Converter, output_dir: str, input_
         raise MusicgenError(f"dataset {reader.name!r} gives {reader.output_kind} inputs but representation "
                             f"{converter.name!r} needs {converter.input_kind} inputs")
     started = time.time()
+    options = PipelineOptions(pipeline_args or [])
+    FileSystems.set_options(options)  # the launcher lists a gs:// or s3:// --input with the job's credentials flags
     sources = reader.list_sources(input_dir)
     listed = len(sources)
     if limit:
         sources = sources[:limit]
     output_dir = os.path.expanduser(output_dir)
     _prepare_output(output_dir, overwrite)
-    options = PipelineOptions(pipeline_args or [])
     progress_path = FileProgress.local_path(output_dir, pipeline_args or [])
     with FileProgress(progress_path, len(sources), "files converted"), beam.Pipeline(options=options) as pipeline:
         # Beam encodes source indices, not thousands of pickled Sources (seconds of runner time); the list itself
@@ -237,21 +239,21 @@ def run_preprocess(reader: Reader, converter: Converter, output_dir: str, input_
                         FileSystems.match([FileSystems.join(output_dir, f"{split}-*.tfrecord")])[0].metadata_list)
         splits[split] = {"files": stats["files"].get(split, 0), "examples": stats["examples"].get(split, 0),
                          "shards": shards}
-    files = {"listed": listed, "read": len(sources), "converted": sum(stats["files"].values()),
+    counts = {"listed": listed, "read": len(sources), "converted": sum(stats["files"].values()),
              "skipped": len(skipped)}
     if stats["parsed_with"]:  # readers with more than one parser: which one decoded the converted files
-        files["parsed_with"] = stats["parsed_with"]
+        counts["parsed_with"] = stats["parsed_with"]
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "musicgen_tf_version": musicgen_tf.__version__,
         "dataset": dataset_name or reader.name,
-        "input": os.path.abspath(os.path.expanduser(input_dir)) if input_dir else None,
+        "input": files.absolute(input_dir) if input_dir else None,
         "representation": converter.get_config(),
         "features": feature_spec_to_json(converter.feature_spec()),
         "labels": label_spec(sources),
         "splits": splits,
-        "files": files,
+        "files": counts,
         "skip_reasons": dict(Counter(record["reason"] for record in skipped).most_common()),
         "skipped": skipped,
         "stats": {key: stats[key] for key in ("notes", "pitch_histogram", "duration_histogram", "example_stats")},

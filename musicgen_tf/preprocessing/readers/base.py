@@ -2,6 +2,7 @@
 
 Listing is cheap and runs in the driver, so a wrong `--input` fails at once with the expected layout; loading is
 the expensive part and runs inside Beam workers, where a bad file raises `SkipInput` and is recorded, not fatal.
+`--input` is a local folder or any URI Beam's filesystems read (gs://, s3://, ...): readers go through `files`.
 """
 
 from __future__ import annotations
@@ -9,11 +10,10 @@ from __future__ import annotations
 import abc
 import dataclasses
 import hashlib
-import os
-from pathlib import Path
 from typing import Any, ClassVar
 
-from musicgen_tf.errors import LayoutError
+from musicgen_tf.errors import SkipInput
+from musicgen_tf.preprocessing import files
 
 SPLITS = ("train", "validation", "test")
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -27,7 +27,7 @@ class Source:
     do not depend on where the corpus lives.
     """
 
-    path: str
+    path: str  # local path or URI
     key: str
     split: str = "train"
     features: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -44,18 +44,12 @@ def hash_split(key: str, validation: float = 0.05, test: float = 0.05) -> str:
     return "train"
 
 
-def find_files(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    """All files under `root` whose suffix (case-insensitive) is in `suffixes`, sorted for determinism."""
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-
-
-def require_dir(path: str | os.PathLike | None, expected: str) -> Path:
-    if path is None:
-        raise LayoutError(f"--input is required; expected {expected}")
-    root = Path(os.path.expanduser(os.fspath(path)))
-    if not root.is_dir():
-        raise LayoutError(f"input folder {root} does not exist or is not a folder; expected {expected}")
-    return root
+def read_source(source: Source, reason: str) -> bytes:
+    """The bytes of `source` (local or remote); a file that cannot be read is skipped with its decoder's `reason`."""
+    try:
+        return files.read_bytes(source.path)
+    except Exception as error:  # OSError locally; each Beam filesystem raises its own type
+        raise SkipInput(source.key, reason, f"{type(error).__name__}: {str(error)[:200]}") from None
 
 
 class Reader(abc.ABC):

@@ -21,16 +21,21 @@ from note_seq.protobuf import music_pb2
 from musicgen_tf.errors import LayoutError, SkipInput
 from musicgen_tf.music.abc_io import abc_to_note_sequence
 from musicgen_tf.music.music21_io import score_to_note_sequence
-from musicgen_tf.preprocessing.readers.base import Reader, Source, find_files, hash_split, require_dir
+from musicgen_tf.preprocessing import files
+from musicgen_tf.preprocessing.readers.base import Reader, Source, hash_split, read_source
 
 KERN_SUFFIXES = (".krn",)
 ABC_SUFFIXES = (".abc",)
 _TUNE_START = re.compile(r"^X:\s*(\S+)", re.MULTILINE)
+UNREADABLE_SONG = "music21 could not parse the song"
 
 
 def read_text(path: str) -> str:
     """Essen files predate UTF-8; try it first, then Latin-1 (which never fails)."""
-    data = Path(path).read_bytes()
+    return decode(files.read_bytes(path))
+
+
+def decode(data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -53,13 +58,13 @@ def split_tunebook(text: str) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=4)
-def _tunebook(path: str, mtime_ns: int) -> dict[str, str]:
+def _tunebook(path: str, version: int | None) -> dict[str, str]:
     """Split each tunebook once per worker (a book holds hundreds of tunes, read one by one in listing order)."""
     return split_tunebook(read_text(path))
 
 
 def tune_text(path: str, tune: str) -> str:
-    return _tunebook(path, Path(path).stat().st_mtime_ns)[tune]
+    return _tunebook(path, files.version(path))[tune]
 
 
 class EsacReader(Reader):
@@ -69,32 +74,33 @@ class EsacReader(Reader):
                        "and/or ABC tunebooks (*.abc with X: numbered tunes)")
 
     def list_sources(self, input_dir):
-        root = require_dir(input_dir, self.expected_layout)
+        root = files.require_dir(input_dir, self.expected_layout)
         sources = []
-        for path in find_files(root, KERN_SUFFIXES + ABC_SUFFIXES):
-            relative = path.relative_to(root).as_posix()
-            if path.suffix.lower() in KERN_SUFFIXES:
-                sources.append(Source(path=str(path), key=relative, split=hash_split(relative)))
+        for relative in files.list_files(root, KERN_SUFFIXES + ABC_SUFFIXES):
+            path = files.join(root, relative)
+            if relative.lower().endswith(KERN_SUFFIXES):
+                sources.append(Source(path=path, key=relative, split=hash_split(relative)))
                 continue
-            for tune in split_tunebook(read_text(str(path))):
+            for tune in split_tunebook(read_text(path)):
                 key = f"{relative}#{tune}"
-                sources.append(Source(path=str(path), key=key, split=hash_split(key), tune=tune))
+                sources.append(Source(path=path, key=key, split=hash_split(key), tune=tune))
         if not sources:
             raise LayoutError(f"no .krn or .abc songs under {root}; expected {self.expected_layout}")
         return sources
 
     def load(self, source):
-        text = None if source.tune is None else tune_text(source.path, source.tune)
+        is_abc = source.tune is not None
+        text = tune_text(source.path, source.tune) if is_abc else decode(read_source(source, UNREADABLE_SONG))
         ns = None
-        if text is not None:
+        if is_abc:
             try:
                 ns = abc_to_note_sequence(text)
             except ValueError:
                 ns = None  # music21 below
         if ns is None:
-            ns = self._music21(source, text)
+            ns = self._music21(source, text, "abc" if is_abc else "humdrum")
             ns.source_info.parser = music_pb2.NoteSequence.SourceInfo.MUSIC21
-        if text is not None:
+        if is_abc:
             ns.source_info.encoding_type = music_pb2.NoteSequence.SourceInfo.ABC
         ns.filename = ns.id = source.key
         if not ns.notes:
@@ -102,14 +108,11 @@ class EsacReader(Reader):
         return ns
 
     @staticmethod
-    def _music21(source, text: str | None) -> music_pb2.NoteSequence:
+    def _music21(source, text: str, music21_format: str) -> music_pb2.NoteSequence:
         try:
-            if text is None:
-                score = converter.parse(source.path, format="humdrum", forceSource=True)
-            else:
-                score = converter.parse(text, format="abc", forceSource=True)
+            score = converter.parse(text, format=music21_format, forceSource=True)
         except Exception as error:  # music21 raises many exception types for malformed input
-            raise SkipInput(source.key, "music21 could not parse the song",
+            raise SkipInput(source.key, UNREADABLE_SONG,
                             f"{type(error).__name__}: {str(error)[:160]}") from None
         if hasattr(score, "scores"):  # an Opus: take its first score
             score = score.scores[0] if len(score.scores) else score

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 
 from musicgen_tf.errors import LayoutError
-from musicgen_tf.preprocessing.readers.base import SPLITS, Reader, Source, require_dir
+from musicgen_tf.preprocessing import files
+from musicgen_tf.preprocessing.readers.base import SPLITS, Reader, Source
 from musicgen_tf.preprocessing.readers.midi_dir import load_midi
 
 INFO_COLUMNS = ("drummer", "session", "id", "style", "bpm", "beat_type", "time_signature", "midi_filename",
@@ -19,12 +21,11 @@ class GrooveReader(Reader):
                        + " and the MIDI files it names, e.g. drummer1/session1/1_funk_80_beat_4-4.mid")
 
     def list_sources(self, input_dir):
-        root = require_dir(input_dir, self.expected_layout)
-        info = root / "info.csv"
-        if not info.is_file():
+        root = files.require_dir(input_dir, self.expected_layout)
+        info = files.join(root, "info.csv")
+        if not files.is_file(info):
             raise LayoutError(f"{info} not found; expected {self.expected_layout}")
-        with open(info, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+        rows = list(csv.DictReader(io.StringIO(files.read_text(info), newline="")))
         missing = [c for c in INFO_COLUMNS if rows and c not in rows[0]] if rows else list(INFO_COLUMNS)
         if missing:
             raise LayoutError(f"{info} lacks columns {missing}; expected {self.expected_layout}")
@@ -43,7 +44,7 @@ class GrooveReader(Reader):
                 "drummer": row["drummer"].strip(),
             }
             key = row["midi_filename"].strip()
-            sources.append(Source(path=str(root / key), key=key, split=split, features=features))
+            sources.append(Source(path=files.join(root, key), key=key, split=split, features=features))
         return sources
 
     def load(self, source):

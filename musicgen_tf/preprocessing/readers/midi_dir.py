@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from musicgen_tf.errors import LayoutError, SkipInput
-from musicgen_tf.music.midi_io import midi_file_to_note_sequence
-from musicgen_tf.preprocessing.readers.base import MIDI_SUFFIXES, Reader, Source, find_files, hash_split, require_dir
+from musicgen_tf.music.midi_io import UNREADABLE_MIDI, midi_bytes_to_note_sequence
+from musicgen_tf.preprocessing import files
+from musicgen_tf.preprocessing.readers.base import MIDI_SUFFIXES, Reader, Source, hash_split, read_source
 
 
 def load_midi(source: Source):
     """Decode a MIDI source; a file without a single note is skipped here, before any converter sees it."""
-    ns = midi_file_to_note_sequence(source.path)
+    ns = midi_bytes_to_note_sequence(read_source(source, UNREADABLE_MIDI), source.key)
     if not ns.notes:
         raise SkipInput(source.key, "no notes")
     ns.filename = source.key
@@ -23,15 +24,11 @@ class MidiDirReader(Reader):
     expected_layout = "a folder containing .mid/.midi files (any depth)"
 
     def list_sources(self, input_dir):
-        root = require_dir(input_dir, self.expected_layout)
-        files = find_files(root, MIDI_SUFFIXES)
-        if not files:
+        root = files.require_dir(input_dir, self.expected_layout)
+        keys = files.list_files(root, MIDI_SUFFIXES)
+        if not keys:
             raise LayoutError(f"no .mid/.midi files under {root}; expected {self.expected_layout}")
-        sources = []
-        for path in files:
-            key = path.relative_to(root).as_posix()
-            sources.append(Source(path=str(path), key=key, split=hash_split(key)))
-        return sources
+        return [Source(path=files.join(root, key), key=key, split=hash_split(key)) for key in keys]
 
     def load(self, source):
         return load_midi(source)

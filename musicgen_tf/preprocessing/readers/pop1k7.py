@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 from musicgen_tf.errors import LayoutError
-from musicgen_tf.preprocessing.readers.base import (MIDI_SUFFIXES, SPLITS, Reader, Source, find_files, hash_split,
-                                                     require_dir)
+from musicgen_tf.preprocessing import files
+from musicgen_tf.preprocessing.readers.base import MIDI_SUFFIXES, SPLITS, Reader, Source, hash_split
 from musicgen_tf.preprocessing.readers.midi_dir import load_midi
 
 VARIANTS = ("midi_analyzed", "midi_transcribed", "midi_synchronized")
@@ -29,30 +29,30 @@ class Pop1k7Reader(Reader):
         self.variant = variant
 
     def list_sources(self, input_dir):
-        root = require_dir(input_dir, self.expected_layout)
-        folder = root / self.variant
-        if not folder.is_dir():
-            present = [v for v in VARIANTS if (root / v).is_dir()]
+        root = files.require_dir(input_dir, self.expected_layout)
+        folder = files.join(root, self.variant)
+        if not files.is_dir(folder):
+            present = [v for v in VARIANTS if files.is_dir(files.join(root, v))]
             hint = f" (found {present}; choose one with --pop1k7-variant)" if present else ""
             raise LayoutError(f"{folder} not found{hint}; expected {self.expected_layout}")
-        files = find_files(folder, MIDI_SUFFIXES)
-        if not files:
+        names = files.list_files(folder, MIDI_SUFFIXES)  # relative to the variant folder
+        if not names:
             raise LayoutError(f"no .mid files under {folder}; expected {self.expected_layout}")
         split_of = self._split_file(root)
         sources = []
-        for path in files:
-            key = path.relative_to(root).as_posix()
-            split = split_of.get(key) or split_of.get(path.relative_to(folder).as_posix()) or hash_split(key)
-            sources.append(Source(path=str(path), key=key, split=split))
+        for name in names:
+            key = f"{self.variant}/{name}"
+            split = split_of.get(key) or split_of.get(name) or hash_split(key)
+            sources.append(Source(path=files.join(root, key), key=key, split=split))
         return sources
 
     @staticmethod
     def _split_file(root):
-        path = root / "split.json"
-        if not path.is_file():
+        path = files.join(root, "split.json")
+        if not files.is_file(path):
             return {}
         try:
-            listing = json.loads(path.read_text(encoding="utf-8"))
+            listing = json.loads(files.read_text(path))
             return {name: split for split in SPLITS for name in listing.get(split, [])}
         except (ValueError, AttributeError) as error:
             raise LayoutError(f"{path}: expected {{\"train\": [...], \"validation\": [...], \"test\": [...]}} "
