@@ -115,7 +115,7 @@ register(Preset(
 
 register(Preset(
     name="cat-mel_2bar_cpu", family="music_vae", representation="melody",
-    converter_params=_frozen(slice_bars=2, steps_per_quarter=4, valid_programs=_MEL_PROGRAMS),
+    converter_params=_frozen(slice_bars=2, steps_per_quarter=4, valid_programs=_MEL_PROGRAMS, normalize_key=True),
     # Teacher-forced throughout (no scheduled sampling: the fused fast path).  No transposition augmentation: at
     # this budget it cost mean OA against the untransposed test melodies (README, "How good is the demo's music").
     model=_frozen(encoder_units=(256,), decoder="flat", decoder_units=(256,), latent_dim=64, embedding_dim=32,

@@ -6,18 +6,10 @@ The paper's method (its toolbox: github.com/RichardYang40148/mgeval):
    leave-one-out loop: all ordered pairs i != j, n(n-1) values); *inter-set* distances: from each generated piece
    to every reference piece (n*m values);
 3. a Gaussian KDE (scipy's, Scott's bandwidth) of each distance sample, and between the reference's intra-set
-   density and the inter-set density the overlapping area `OA = integral of min(p, q)` over the range of both
-   samples (mgeval's `overlap_area`; 1 = the generated set sits among the reference as the reference sits among
-   itself) and the KL divergence `KLD = KL(intra || inter)`.  The same two figures for the generated set's own
+   density and the inter-set density the overlapping area `OA = integral of min(p, q)` (1 = the generated set sits
+   among the reference as the reference sits among itself) and the KL divergence `KLD = KL(intra || inter)`.  The same two figures for the generated set's own
    intra-set density are `oa_generated` / `kld_generated` (mgeval's `kl1`/`ol1`; ours `oa`/`kld` are its
    `kl2`/`ol2`, the comparison with the training data the paper reports).
-
-Value OA (`oa_values`, scalar features only): the overlap of the two sets' KDEs of the feature values themselves
-(generated vs reference), the comparison MusPy-based studies report as "OA of each feature's distribution".  It
-complements the distance-based OA where a feature is nearly constant in real music: scale consistency is 1.0 for
-most folk tunes, so most reference intra-set distances are exactly 0 and the distance KDE degenerates (real
-validation vs real test Essen melodies: distance OA 0.52 for it, value OA above 0.9).  Histogram features have no
-value OA (None).  `mean_oa_values`/`min_oa_values` summarise it as `mean_oa`/`min_oa` do the distance OA.
 
 Features (`FEATURES`), as mgeval's `core.metrics` computes them unless noted:
 - `note_count` (total_used_note), `pitch_count` (total_used_pitch), `pitch_range` (highest - lowest pitch),
@@ -37,6 +29,12 @@ All non-drum tracks of a MIDI file are merged (mgeval reads the first instrument
 which truncates both sets to the smaller one, every piece of each set is used.
 
 Departures from mgeval's code, where its code disagrees with the paper's definitions:
+- OA integrates over the whole real line, as the overlap of two densities is defined.  mgeval's `overlap_area`
+  integrates only from the smallest to the largest distance of both samples, which drops half of the kernel mass
+  of every distance near 0 from *both* densities: where many distances are exactly 0 (discrete features, and
+  scale consistency, 1.0 for most folk tunes) two samples of one distribution overlap by little more than half
+  (real Essen validation vs test melodies: scale consistency 0.52 there, 0.94 here).  mgeval's figure is kept as
+  `oa_mgeval`, to compare with papers that report it.
 - KLD evaluates both densities on one common grid over the range of both samples; mgeval's `kl_dist` samples each
   density on its *own* sample's range, so two distributions that differ only by a shift would score 0.  Where the
   inter density underflows, it is floored at 1e-10 of its peak so the value stays finite.
@@ -52,8 +50,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+
+from musicgen_tf.music import keys
 
 
 SCALAR_FEATURES = ("note_count", "pitch_count", "pitch_range", "mean_interval", "mean_ioi", "scale_consistency",
@@ -64,8 +65,6 @@ FEATURES = ("note_count", "pitch_count", "pitch_class_histogram", "pitch_range",
 # mgeval's note-length classes in units of bar/96: whole, half, quarter, 8th, 16th, dotted half/quarter/8th/16th,
 # half/quarter/8th-note triplets.
 NOTE_LENGTH_CLASSES = np.array([96, 48, 24, 12, 6, 72, 36, 18, 9, 32, 16, 8], np.float64)
-MAJOR_SCALE = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], bool)
-_SCALES = np.stack([np.roll(MAJOR_SCALE, key) for key in range(12)])  # [12 keys, 12 pitch classes]
 GRID_STEPS_PER_QUARTER = 4  # GS grid, as RemiConverter's default (16 positions per 4/4 bar)
 GS_MAX_PAIRS = 1000
 
@@ -194,7 +193,7 @@ def piece_features(piece: Piece) -> dict[str, object]:
     lengths = piece.duration / (bar_ticks / 96.0)
     classes = np.abs(lengths[:, None] - NOTE_LENGTH_CLASSES[None, :]).argmin(axis=1)
     note_lengths = np.bincount(classes, minlength=12).astype(np.float64)
-    in_scale = np.bincount(pitch % 12, minlength=12) @ _SCALES.T
+    in_scale = keys.in_scale_counts(pitch)
     features = {
         "note_count": float(n),
         "pitch_count": float(len(np.unique(pitch))),
@@ -313,22 +312,39 @@ def _degenerate(samples: np.ndarray) -> bool:
     return len(samples) < 2 or float(np.ptp(samples)) == 0.0
 
 
-def overlap_and_kl(intra: np.ndarray, inter: np.ndarray) -> tuple[float, float]:
-    """(OA, KL(intra || inter)) of the two samples' KDEs over [min, max] of both (see the module docstring)."""
+class Overlap(NamedTuple):
+    oa: float  # integral of min(p, q) over the real line
+    kld: float  # KL(p || q) on [min, max] of both samples
+    oa_mgeval: float  # integral of min(p, q) on [min, max] of both samples (mgeval's overlap_area)
+
+
+TAIL_BANDWIDTHS = 8.0  # the KDEs' mass beyond this many bandwidths outside the samples is below 1e-15
+
+
+def overlap_and_kl(intra: np.ndarray, inter: np.ndarray) -> Overlap:
+    """OA, KL(intra || inter) and mgeval's OA of the two samples' KDEs (see the module docstring)."""
     intra, inter = np.asarray(intra, np.float64), np.asarray(inter, np.float64)
     lo, hi = float(min(intra.min(), inter.min())), float(max(intra.max(), inter.max()))
     if _degenerate(intra) or _degenerate(inter):
         same = _degenerate(intra) and _degenerate(inter) and intra[0] == inter[0]
-        return (1.0, 0.0) if same else (0.0, float("inf"))
-    points = _grid_points(intra, inter, lo, hi)
-    p, q = kde_on_grid(intra, lo, hi, points), kde_on_grid(inter, lo, hi, points)
-    grid = np.linspace(lo, hi, points)
+        return Overlap(1.0, 0.0, 1.0) if same else Overlap(0.0, float("inf"), 0.0)
+    tail = TAIL_BANDWIDTHS * max(scott_bandwidth(intra), scott_bandwidth(inter))
+    points = _grid_points(intra, inter, lo - tail, hi + tail)
+    p, q = kde_on_grid(intra, lo - tail, hi + tail, points), kde_on_grid(inter, lo - tail, hi + tail, points)
+    grid = np.linspace(lo - tail, hi + tail, points)
     oa = float(np.trapezoid(np.minimum(p, q), grid))
-    p_mass, q_mass = p / p.sum(), np.maximum(q, 1e-10 * q.max())
+    inside = (grid >= lo) & (grid <= hi)
+    # The samples' range on the same grid: its ends fall between grid points, so add the partial end intervals.
+    lows, highs = np.interp([lo, hi], grid, p), np.interp([lo, hi], grid, q)
+    x = np.concatenate([[lo], grid[inside], [hi]])
+    p_in = np.concatenate([[lows[0]], p[inside], [lows[1]]])
+    q_in = np.concatenate([[highs[0]], q[inside], [highs[1]]])
+    oa_mgeval = float(np.trapezoid(np.minimum(p_in, q_in), x))
+    p_mass, q_mass = p_in / p_in.sum(), np.maximum(q_in, 1e-10 * q_in.max())
     q_mass = q_mass / q_mass.sum()
     keep = p_mass > 0
     kl = float(np.sum(p_mass[keep] * np.log(p_mass[keep] / q_mass[keep])))
-    return oa, kl
+    return Overlap(oa, kl, oa_mgeval)
 
 
 def _summary(values: np.ndarray) -> dict:
@@ -346,11 +362,9 @@ def compare_feature(generated: np.ndarray, reference: np.ndarray) -> dict:
         raise ValueError(f"needs 2 pieces per set, has {len(generated)} generated and {len(reference)} reference")
     intra_generated, intra_reference = intra_set_distances(generated), intra_set_distances(reference)
     inter = inter_set_distances(generated, reference)
-    oa, kld = overlap_and_kl(intra_reference, inter)
-    oa_generated, kld_generated = overlap_and_kl(intra_generated, inter)
-    oa_values = overlap_and_kl(reference, generated)[0] if np.ndim(reference) == 1 else None
-    return {"oa": oa, "kld": kld, "oa_generated": oa_generated, "kld_generated": kld_generated,
-            "oa_values": oa_values,
+    reference_side, generated_side = overlap_and_kl(intra_reference, inter), overlap_and_kl(intra_generated, inter)
+    return {"oa": reference_side.oa, "kld": reference_side.kld, "oa_mgeval": reference_side.oa_mgeval,
+            "oa_generated": generated_side.oa, "kld_generated": generated_side.kld,
             "generated": _summary(generated), "reference": _summary(reference),
             "intra_generated": _summary(intra_generated), "intra_reference": _summary(intra_reference),
             "inter": _summary(inter), "pieces": {"generated": len(generated), "reference": len(reference)},
@@ -358,8 +372,8 @@ def compare_feature(generated: np.ndarray, reference: np.ndarray) -> dict:
 
 
 def compare_sets(generated: FeatureSet, reference: FeatureSet) -> dict:
-    """Two FeatureSets -> {"features": {name: compare_feature(...)}, "mean_oa", "min_oa", "mean_oa_values",
-    "min_oa_values", "skipped_features",
+    """Two FeatureSets -> {"features": {name: compare_feature(...)}, "mean_oa", "min_oa", "mean_oa_mgeval",
+    "skipped_features",
     "generated"/"reference": {folder, pieces, skipped}}; features too short in a set are skipped and named."""
     features, skipped_features = {}, {}
     for name in FEATURES:
@@ -368,11 +382,10 @@ def compare_sets(generated: FeatureSet, reference: FeatureSet) -> dict:
         except ValueError as error:
             skipped_features[name] = str(error)
     oas = [f["oa"] for f in features.values()]
-    value_oas = [f["oa_values"] for f in features.values() if f["oa_values"] is not None]
+    mgeval_oas = [f["oa_mgeval"] for f in features.values()]
     return {"features": features, "mean_oa": float(np.mean(oas)) if oas else float("nan"),
             "min_oa": float(np.min(oas)) if oas else float("nan"),
-            "mean_oa_values": float(np.mean(value_oas)) if value_oas else float("nan"),
-            "min_oa_values": float(np.min(value_oas)) if value_oas else float("nan"),
+            "mean_oa_mgeval": float(np.mean(mgeval_oas)) if mgeval_oas else float("nan"),
             "skipped_features": skipped_features,
             "generated": {"folder": generated.folder, "pieces": len(generated.files), "skipped": generated.skipped},
             "reference": {"folder": reference.folder, "pieces": len(reference.files), "skipped": reference.skipped}}

@@ -21,6 +21,7 @@ import numpy as np
 from note_seq import sequences_lib
 
 from musicgen_tf.errors import SkipInput
+from musicgen_tf.music import keys
 from musicgen_tf.music.converter import Converter, Feature
 from musicgen_tf.music.magenta_common import (ConverterTensors, maybe_sample_items, np_onehot, quantize_or_reason,
                                               sequence_path, skip_reason, split_process_and_combine)
@@ -83,12 +84,24 @@ def extract_melodies(quantized_sequence, min_bars=7, max_steps_truncate=None, ga
     return melodies, counts
 
 
+def in_c(note_sequence):
+    """The NoteSequence transposed in place (pitched notes only) so that its best-fitting major scale is C major."""
+    pitched = [note.pitch for note in note_sequence.notes if not note.is_drum]
+    shift = keys.shift_to_c(pitched)
+    if shift:
+        note_sequence, _ = sequences_lib.transpose_note_sequence(note_sequence, shift, min_allowed_pitch=0,
+                                                                 max_allowed_pitch=127, in_place=True)
+    return note_sequence
+
+
 class MelodyConverter(Converter):
     """NoteSequence <-> monophonic melody windows, exactly as Magenta's `OneHotMelodyConverter`.
 
     Parameters keep Magenta's names and defaults, except `max_bars=100, slice_bars=2` (the `cat-mel_2bar_small`
     data settings) so the default gives fixed-length examples; `PRESETS` / `from_preset` give the MusicVAE configs.
-    Not ported: chord/key conditioning and training-mode random sampling (windows beyond
+    `normalize_key` (not Magenta's): each piece is first transposed so that its best-fitting major scale is C major
+    (`keys.shift_to_c`: -6..5 semitones; minor tunes land in A minor): a small model then learns melodies in one key
+    instead of spreading its capacity over twelve.  Not ported: chord/key conditioning and training-mode random sampling (windows beyond
     `max_tensors_per_notesequence` are dropped deterministically, as Magenta does outside training).
 
     `to_tensors(ns)` -> `ConverterTensors` with inputs == outputs = bool one-hot [T, output_depth] per window,
@@ -105,7 +118,8 @@ class MelodyConverter(Converter):
                  valid_programs: list[int] | None = None, skip_polyphony: bool = False, max_bars: int | None = 100,
                  slice_bars: int | None = 2, gap_bars: float | None = 1.0, steps_per_quarter: int = 4,
                  quarters_per_bar: int = 4, add_end_token: bool = False, pad_to_total_time: bool = False,
-                 max_tensors_per_notesequence: int | None = 5, presplit_on_time_changes: bool = True):
+                 max_tensors_per_notesequence: int | None = 5, presplit_on_time_changes: bool = True,
+                 normalize_key: bool = False):
         if not 0 <= min_pitch <= max_pitch <= 127:
             raise ValueError(f"need 0 <= min_pitch <= max_pitch <= 127, got {min_pitch}..{max_pitch}")
         self.min_pitch, self.max_pitch = int(min_pitch), int(max_pitch)
@@ -120,6 +134,7 @@ class MelodyConverter(Converter):
         self.pad_to_total_time = bool(pad_to_total_time)
         self.max_tensors_per_notesequence = max_tensors_per_notesequence
         self.presplit_on_time_changes = bool(presplit_on_time_changes)
+        self.normalize_key = bool(normalize_key)
 
         self.steps_per_bar = self.steps_per_quarter * self.quarters_per_bar
         self.slice_steps = self.steps_per_bar * slice_bars if slice_bars else None
@@ -136,7 +151,7 @@ class MelodyConverter(Converter):
                 "quarters_per_bar": self.quarters_per_bar, "add_end_token": self.add_end_token,
                 "pad_to_total_time": self.pad_to_total_time,
                 "max_tensors_per_notesequence": self.max_tensors_per_notesequence,
-                "presplit_on_time_changes": self.presplit_on_time_changes}
+                "presplit_on_time_changes": self.presplit_on_time_changes, "normalize_key": self.normalize_key}
 
 
     @property
@@ -192,6 +207,8 @@ class MelodyConverter(Converter):
     def _token_windows(self, note_sequence, reasons: list[str]) -> list[list[int]]:
         """Class ids of every window Magenta would return, in Magenta's order; appends why windows were lost."""
         note_sequence = copy.deepcopy(note_sequence)
+        if self.normalize_key:
+            note_sequence = in_c(note_sequence)
         windows = split_process_and_combine(note_sequence, self.presplit_on_time_changes,
                                             self.max_tensors_per_notesequence,
                                             lambda ns: self._windows_one(ns, reasons))

@@ -180,3 +180,23 @@ def test_params_presets_and_registry():
     assert MelodyConverter(slice_bars=None).feature_spec()["tokens"].shape == (None,)
     with pytest.raises(ValueError):
         MelodyConverter.from_preset("nope")
+
+
+@pytest.mark.parametrize("shift", [-5, -1, 0, 2, 6])  # a tritone up comes back down (-6..5)
+def test_normalize_key_moves_the_tune_to_c_major(shift):
+    """A C-major tune transposed by `shift` gives the C-major tune's tokens back; without the option, its own."""
+    in_c = _two_bar_melody()
+    testing_lib.add_track_to_sequence(in_c, 0, [(69, 90, 3.75, 3.875), (71, 90, 3.875, 4.0)])  # C major only
+    moved = note_seq.NoteSequence()
+    moved.CopyFrom(in_c)
+    for note in moved.notes:
+        note.pitch += shift
+    before = moved.SerializeToString()
+    converter = MelodyConverter(normalize_key=True)
+    assert_array_sets_equal([e["tokens"] for e in converter.to_examples(moved)],
+                            [e["tokens"] for e in MelodyConverter().to_examples(in_c)])
+    assert moved.SerializeToString() == before  # the input is not transposed in place
+    plain = [e["tokens"] for e in MelodyConverter().to_examples(moved)]
+    if shift:
+        assert not np.array_equal(plain[0], converter.to_examples(moved)[0]["tokens"])
+    assert converter.params()["normalize_key"] and not MelodyConverter().params()["normalize_key"]
