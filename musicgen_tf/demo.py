@@ -2,7 +2,7 @@
 
 Essen folksongs -> melody TFRecords -> the `cat-mel_2bar_cpu` MusicVAE -> eight samples (MIDI, WAV, piano roll)
 -> a TF Serving export in `<output>/models/` (what `musicgen studio` opens by default) -> Yang & Lerch's comparison
-of 128 samples with the held-out test melodies (`musicgen evaluate --reference`, table and distribution plot).
+of 512 samples with the held-out test melodies (`musicgen evaluate --reference`, table and distribution plot).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ DEMO_TUNES = 0  # all 8,514 Essen tunes (2,307 in 4/4): symusic reads them in we
 DEMO_PRESET = "cat-mel_2bar_cpu"
 DEMO_MODEL_NAME = "melody"
 TEMPERATURE = 1.0  # the samples and the quality table use the model as it is, unsharpened
-EVAL_SAMPLES = 128
+# About the size of the reference (577 test melodies): at 128, 128 *real* melodies score only ~0.90 mean OA against
+# the test set (the KDEs of a small sample are noisy); at 512 they score 0.97, so the figure measures the model.
+EVAL_SAMPLES = 512
 
 
 def write_split_midis(records: str, split: str, out_dir: str, limit: int | None = None) -> int:
