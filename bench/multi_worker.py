@@ -1,7 +1,8 @@
 """Multi-worker training speed: steps/s of a small GrooVAE with 1 and with 2 local workers, each pinned to one core.
 
 Both runs train the same model on the same global batch with `musicgen train`; the two-worker run uses
-`--strategy multi-worker` with a localhost TF_CONFIG, each worker `taskset` to its own core, so each computes half of every batch and the gradients are all-reduced over gRPC between the processes.  Ideal is 2x.
+`--strategy multi-worker` with a localhost TF_CONFIG, each worker `taskset` to its own core, so each computes half
+of every batch and the gradients are all-reduced over gRPC between the processes.  Ideal is 2x.
 
     GrooVAE (groovae_2bar layout): BiLSTM encoder 256, latent 64, 2-layer LSTM decoder (256, 256), dropout 0.7;
     drum hits/velocities/offsets [B, 32, 27] from a generated Groove-layout corpus (`tests/fixtures.make_groove`).

@@ -7,9 +7,10 @@ The paper's method (its toolbox: github.com/RichardYang40148/mgeval):
    to every reference piece (n*m values);
 3. a Gaussian KDE (scipy's, Scott's bandwidth) of each distance sample, and between the reference's intra-set
    density and the inter-set density the overlapping area `OA = integral of min(p, q)` (1 = the generated set sits
-   among the reference as the reference sits among itself) and the KL divergence `KLD = KL(intra || inter)`.  The same two figures for the generated set's own
-   intra-set density are `oa_generated` / `kld_generated` (mgeval's `kl1`/`ol1`; ours `oa`/`kld` are its
-   `kl2`/`ol2`, the comparison with the training data the paper reports).
+   among the reference as the reference sits among itself) and the KL divergence `KLD = KL(intra || inter)`.
+   The same two figures for the generated set's own intra-set density are `oa_generated` / `kld_generated`
+   (mgeval's `kl1`/`ol1`; ours `oa`/`kld` are its `kl2`/`ol2`, the comparison with the training data the paper
+   reports).
 
 Features (`FEATURES`), as mgeval's `core.metrics` computes them unless noted:
 - `note_count` (total_used_note), `pitch_count` (total_used_pitch), `pitch_range` (highest - lowest pitch),

@@ -23,7 +23,8 @@ def format_table(result: dict) -> str:
     lines = [header, "-" * len(header)]
     for name, values in result["features"].items():
         kld = "inf" if not np.isfinite(values["kld"]) else f"{values['kld']:.3f}"
-        lines.append(f"{name:<22}{values['oa']:>7.3f}{kld:>8}{values['oa_generated']:>8.3f}{values['oa_mgeval']:>8.3f}   "
+        lines.append(f"{name:<22}{values['oa']:>7.3f}{kld:>8}{values['oa_generated']:>8.3f}"
+                     f"{values['oa_mgeval']:>8.3f}   "
                      f"{_cell(values['generated']):<20}{_cell(values['reference']):<20}"
                      f"{values['intra_reference']['mean']:>10.3f}{values['inter']['mean']:>8.3f}")
     lines.append("-" * len(header))

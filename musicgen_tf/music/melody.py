@@ -84,9 +84,11 @@ def extract_melodies(quantized_sequence, min_bars=7, max_steps_truncate=None, ga
     return melodies, counts
 
 
-def in_c(note_sequence):
-    """The NoteSequence transposed in place (pitched notes only) so that its best-fitting major scale is C major."""
-    pitched = [note.pitch for note in note_sequence.notes if not note.is_drum]
+def in_c(note_sequence, programs=None):
+    """The NoteSequence transposed in place (pitched notes only) so that the best-fitting major scale of its notes
+    of `programs` (None: all) is C major -- the key of the melody, not of a bass line the converter drops."""
+    pitched = [note.pitch for note in note_sequence.notes
+               if not note.is_drum and (programs is None or note.program in programs)]
     shift = keys.shift_to_c(pitched)
     if shift:
         note_sequence, _ = sequences_lib.transpose_note_sequence(note_sequence, shift, min_allowed_pitch=0,
@@ -101,8 +103,9 @@ class MelodyConverter(Converter):
     data settings) so the default gives fixed-length examples; `PRESETS` / `from_preset` give the MusicVAE configs.
     `normalize_key` (not Magenta's): each piece is first transposed so that its best-fitting major scale is C major
     (`keys.shift_to_c`: -6..5 semitones; minor tunes land in A minor): a small model then learns melodies in one key
-    instead of spreading its capacity over twelve.  Not ported: chord/key conditioning and training-mode random sampling (windows beyond
-    `max_tensors_per_notesequence` are dropped deterministically, as Magenta does outside training).
+    instead of spreading its capacity over twelve.  Not ported: chord/key conditioning and training-mode random
+    sampling (windows beyond `max_tensors_per_notesequence` are dropped deterministically, as Magenta does outside
+    training).
 
     `to_tensors(ns)` -> `ConverterTensors` with inputs == outputs = bool one-hot [T, output_depth] per window,
     T = slice_bars * steps_per_bar (+1 with `add_end_token`), in Magenta's order (set order of unique windows).
@@ -208,7 +211,7 @@ class MelodyConverter(Converter):
         """Class ids of every window Magenta would return, in Magenta's order; appends why windows were lost."""
         note_sequence = copy.deepcopy(note_sequence)
         if self.normalize_key:
-            note_sequence = in_c(note_sequence)
+            note_sequence = in_c(note_sequence, self.valid_programs)
         windows = split_process_and_combine(note_sequence, self.presplit_on_time_changes,
                                             self.max_tensors_per_notesequence,
                                             lambda ns: self._windows_one(ns, reasons))
