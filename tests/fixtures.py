@@ -209,3 +209,14 @@ def make_gtzan(root: Path) -> Path:
     write_wav(root / "genres" / "jazz" / "jazz.00053.wav", amplitude=0.0)
     (root / "genres" / "jazz" / "jazz.00054.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     return root
+
+
+def h5_weights(path) -> dict[str, np.ndarray]:
+    """Every array of a Keras `.weights.h5` file by its path inside the file (for comparing two runs' weights)."""
+    import h5py
+
+    values = {}
+    with h5py.File(path, "r") as handle:
+        handle.visititems(lambda name, item: values.setdefault(name, item[()]) if isinstance(item, h5py.Dataset)
+                          else None)
+    return values

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
@@ -36,14 +35,6 @@ print(json.dumps({"loss": history.history["loss"][0], "replicas": mirrored.num_r
 """
 
 
-def _weights(path):
-    values = {}
-    with h5py.File(path, "r") as handle:
-        handle.visititems(lambda name, item: values.setdefault(name, item[()]) if isinstance(item, h5py.Dataset)
-                          else None)
-    return values
-
-
 def _train(data, run_dir, strategy):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", TWO_REPLICAS, str(data), str(run_dir), strategy], env=env,
@@ -60,7 +51,8 @@ def test_two_replicas_train_one_step_as_one_replica(tmp_path):
     two = _train(records, tmp_path / "two", "mirrored")
     assert two["replicas"] == 2
     np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-5)
-    expected, got = _weights(tmp_path / "one" / "model.weights.h5"), _weights(tmp_path / "two" / "model.weights.h5")
+    expected = fixtures.h5_weights(tmp_path / "one" / "model.weights.h5")
+    got = fixtures.h5_weights(tmp_path / "two" / "model.weights.h5")
     assert expected.keys() == got.keys()
     for name in expected:
         np.testing.assert_allclose(got[name], expected[name], rtol=0, atol=1e-5, err_msg=name)

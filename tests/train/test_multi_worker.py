@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -76,14 +75,6 @@ def _kill(processes):
         process.wait()
 
 
-def _weights(path):
-    values = {}
-    with h5py.File(path, "r") as handle:
-        handle.visititems(lambda name, item: values.setdefault(name, item[()]) if isinstance(item, h5py.Dataset)
-                          else None)
-    return values
-
-
 def _logged(run_dir, tag, step):
     """A scalar the chief logged to TensorBoard: `batch_loss` at step 1 is what the first train step reported
     (the mean of the workers' means), `epoch_loss` at step 0 the first epoch's (from the summed metric state)."""
@@ -131,7 +122,7 @@ def test_groovae_two_workers_match_one_and_resume_exactly_after_a_kill(groove_re
 
     _wait(_start_workers(args + ["--run-dir", str(killed)], tmp_path / "tmp"), tmp_path / "tmp")  # same command
     assert RunDir(killed).resume_epoch() == 2
-    expected, resumed = _weights(run.final_weights), _weights(RunDir(killed).final_weights)
+    expected, resumed = fixtures.h5_weights(run.final_weights), fixtures.h5_weights(RunDir(killed).final_weights)
     assert expected.keys() == resumed.keys()
     for name in expected:
         np.testing.assert_array_equal(expected[name], resumed[name], err_msg=name)
