@@ -5,7 +5,7 @@ Both runs train the same model on the same global batch with `musicgen train`; t
 of every batch and the gradients are all-reduced over gRPC between the processes.  Ideal is 2x.
 
     GrooVAE (groovae_2bar layout): BiLSTM encoder 256, latent 64, 2-layer LSTM decoder (256, 256), dropout 0.7;
-    drum hits/velocities/offsets [B, 32, 27] from a generated Groove-layout corpus (`tests/fixtures.make_groove`).
+    drum hits/velocities/offsets [B, 32, 27] from a generated Groove-layout corpus (`tests/fixtures.groove_records`).
 
 Two global batches: the preset's own (512, Magenta's GrooVAE batch: what a user who scales out trains with) for the
 headline, and 64, where the per-step communication weighs most (see the README's "What keeps two workers from 2x").
@@ -58,17 +58,6 @@ def worker_main(args) -> int:
     if "TF_CONFIG" in os.environ:
         command += ["--strategy", "multi-worker"]
     return main(command)
-
-
-def make_records(folder: Path) -> Path:
-    from musicgen_tf.cli import main
-    from tests import fixtures
-
-    corpus = fixtures.make_groove(folder / "groove", bars=32)
-    records = folder / "records"
-    if main(["preprocess", "--dataset", "groove", "--input", str(corpus), "--output", str(records)]) != 0:
-        raise SystemExit("preprocessing the bench corpus failed")
-    return records
 
 
 def steps_per_second(run_dir: Path, warmup: int) -> float:
@@ -125,7 +114,9 @@ def main() -> None:
     print(cpu_line())
     folder = Path(tempfile.mkdtemp(prefix="bench-multi-worker-"))
     try:
-        records = make_records(folder)
+        from tests import fixtures
+
+        records = fixtures.groove_records(folder, bars=32)
         ratios = {}
         for batch_size in [int(size) for size in args.batch_sizes.split(",")]:
             args.batch_size = batch_size

@@ -121,6 +121,19 @@ def make_groove(root: Path, bars: int = 4) -> Path:
     return root
 
 
+
+def groove_records(folder: Path, bars: int = 4, preset: str | None = None, num_shards: int | None = None) -> Path:
+    """A Groove-layout corpus in `folder/groove` preprocessed by `musicgen preprocess` into `folder/records`."""
+    from musicgen_tf.cli import main
+
+    corpus, records = make_groove(Path(folder) / "groove", bars=bars), Path(folder) / "records"
+    command = ["preprocess", "--dataset", "groove", "--input", str(corpus), "--output", str(records)]
+    command += ["--preset", preset] if preset else []
+    command += ["--num-shards", str(num_shards)] if num_shards else []
+    if main(command) != 0:
+        raise RuntimeError(f"musicgen {' '.join(command)} failed")
+    return records
+
 def make_pop1k7(root: Path, songs: int = 4) -> Path:
     for index in range(songs):
         path = write_midi(root / "midi_analyzed" / f"src_{index + 1:03d}" / f"{index}.mid",

@@ -56,16 +56,14 @@ def test_console_script_groove_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_groovae_preprocess_train_generate_reconstruct(tmp_path, capsys):
-    root = fixtures.make_groove(tmp_path / "groove")
-    records, run = str(tmp_path / "records"), str(tmp_path / "run")
-    assert main(["preprocess", "--dataset", "groove", "--input", str(root), "--output", records,
-                 "--preset", "groovae_2bar", "--num-shards", "1"]) == 0
+    records = str(fixtures.groove_records(tmp_path, preset="groovae_2bar", num_shards=1))
+    run = str(tmp_path / "run")
     assert main(["train", "--preset", "groovae_2bar", "--tiny", "--data", records, "--run-dir", run,
                  "--epochs", "2", "--steps-per-epoch", "3", "--batch-size", "2"]) == 0
     assert main(["generate", "--run-dir", run, "--num", "2", "--seed", "1", "--out", str(tmp_path / "s")]) == 0
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
         f"sample-{i:02d}.{ext}" for i in range(2) for ext in ("mid", "png", "wav")]
-    groove_midi = next(root.glob("drummer1/session1/1_*.mid"))
+    groove_midi = next((tmp_path / "groove").glob("drummer1/session1/1_*.mid"))  # the corpus groove_records wrote
     assert main(["reconstruct", str(groove_midi), "--run-dir", run, "--out", str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "reconstruction-01.mid").is_file()
     assert main(["generate", "--run-dir", run, "--prompt", "60 _ 62", "--out", str(tmp_path / "p")]) == 2

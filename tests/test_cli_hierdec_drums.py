@@ -20,10 +20,8 @@ def test_hierdec_drums_16bar_preset_has_seed_001s_sizes():
 
 @pytest.mark.slow
 def test_groove_preprocess_train_generate_with_hierdec_drums_16bar(tmp_path):
-    root = fixtures.make_groove(tmp_path / "groove", bars=16)
-    records, run = str(tmp_path / "records"), str(tmp_path / "run")
-    assert main(["preprocess", "--dataset", "groove", "--input", str(root), "--output", records,
-                 "--preset", "hierdec-drums_16bar", "--num-shards", "1"]) == 0
+    records = str(fixtures.groove_records(tmp_path, bars=16, preset="hierdec-drums_16bar", num_shards=1))
+    run = str(tmp_path / "run")
     manifest = json.loads((tmp_path / "records" / "manifest.json").read_text())
     assert manifest["representation"]["name"] == "drums"
     assert manifest["features"]["tokens"]["shape"] == [256]  # 16 bars of 16 steps

@@ -336,10 +336,10 @@ def overlap_and_kl(intra: np.ndarray, inter: np.ndarray) -> Overlap:
     oa = float(np.trapezoid(np.minimum(p, q), grid))
     inside = (grid >= lo) & (grid <= hi)
     # The samples' range on the same grid: its ends fall between grid points, so add the partial end intervals.
-    lows, highs = np.interp([lo, hi], grid, p), np.interp([lo, hi], grid, q)
+    p_ends, q_ends = np.interp([lo, hi], grid, p), np.interp([lo, hi], grid, q)
     x = np.concatenate([[lo], grid[inside], [hi]])
-    p_in = np.concatenate([[lows[0]], p[inside], [lows[1]]])
-    q_in = np.concatenate([[highs[0]], q[inside], [highs[1]]])
+    p_in = np.concatenate([[p_ends[0]], p[inside], [p_ends[1]]])
+    q_in = np.concatenate([[q_ends[0]], q[inside], [q_ends[1]]])
     oa_mgeval = float(np.trapezoid(np.minimum(p_in, q_in), x))
     p_mass, q_mass = p_in / p_in.sum(), np.maximum(q_in, 1e-10 * q_in.max())
     q_mass = q_mass / q_mass.sum()

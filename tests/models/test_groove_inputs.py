@@ -60,10 +60,8 @@ def test_groovae_2bar_humanize_trains_with_corrupted_encoder_inputs(tmp_path):
     from musicgen_tf.train.trainer import load_trained_model
     from tests import fixtures
 
-    root = fixtures.make_groove(tmp_path / "groove")
-    records, run = str(tmp_path / "records"), str(tmp_path / "run")
-    assert main(["preprocess", "--dataset", "groove", "--input", str(root), "--output", records,
-                 "--preset", "groovae_2bar_humanize", "--num-shards", "1"]) == 0
+    records = str(fixtures.groove_records(tmp_path, preset="groovae_2bar_humanize", num_shards=1))
+    run = str(tmp_path / "run")
     assert main(["train", "--preset", "groovae_2bar_humanize", "--tiny", "--data", records, "--run-dir", run,
                  "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2"]) == 0
     assert load_trained_model(run).model.encoder_corruption == {"humanize": True, "tapify": False,

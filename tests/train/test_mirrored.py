@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musicgen_tf.cli import main
 from tests import fixtures
 
 pytestmark = pytest.mark.slow
@@ -44,9 +43,7 @@ def _train(data, run_dir, strategy):
 
 
 def test_two_replicas_train_one_step_as_one_replica(tmp_path):
-    corpus = fixtures.make_groove(tmp_path / "groove", bars=8)
-    records = tmp_path / "records"
-    assert main(["preprocess", "--dataset", "groove", "--input", str(corpus), "--output", str(records)]) == 0
+    records = fixtures.groove_records(tmp_path, bars=8)
     one = _train(records, tmp_path / "one", "default")
     two = _train(records, tmp_path / "two", "mirrored")
     assert two["replicas"] == 2

@@ -29,10 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def groove_records(tmp_path_factory):
-    root = fixtures.make_groove(tmp_path_factory.mktemp("groove"), bars=8)
-    records = tmp_path_factory.mktemp("groove_records")
-    assert main(["preprocess", "--dataset", "groove", "--input", str(root), "--output", str(records)]) == 0
-    return records
+    return fixtures.groove_records(tmp_path_factory.mktemp("groove"), bars=8)
 
 
 @pytest.fixture(scope="module")
